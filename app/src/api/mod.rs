@@ -1,0 +1,7 @@
+//! Server functions, one area per module. Each is a public endpoint: it authenticates
+//! and authorizes inside itself (`current_principal()` → scope → data).
+
+pub mod operator;
+pub mod preferences;
+pub mod tenant;
+pub mod viewer;

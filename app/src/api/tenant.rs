@@ -1,0 +1,50 @@
+//! The tenant dashboard.
+
+use crate::domain::role::TenantRole;
+use crate::error::AppError;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantOverview {
+    pub slug: String,
+    pub code: String,
+    pub display_name: String,
+    pub plan: String,
+    pub region: String,
+    pub suspended: bool,
+    pub your_role: TenantRole,
+    pub shard: Option<ShardSummary>,
+    pub members: Vec<MemberRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardSummary {
+    pub cluster_id: String,
+    pub name: String,
+    pub region: String,
+    pub login_server_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRow {
+    pub display_name: String,
+    pub email: Option<String>,
+    pub role: TenantRole,
+    pub from_idp: bool,
+}
+
+#[server(prefix = "/api", endpoint = "get_tenant_overview")]
+pub async fn get_tenant_overview(slug: String) -> Result<TenantOverview, AppError> {
+    use crate::domain::role::Permission;
+    use crate::error::fail;
+    let principal = crate::auth::current_principal().map_err(fail)?;
+    let scope = principal
+        .tenant_scope(&slug, Permission::View)
+        .map_err(fail)?;
+    let state = crate::state::app_state().map_err(fail)?;
+    crate::data::tenants::overview(&state.pool, &scope)
+        .await
+        .map_err(|e| fail(e.into()))?
+        .ok_or_else(|| fail(AppError::NotFound(format!("Tenant “{slug}”"))))
+}

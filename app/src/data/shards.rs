@@ -1,0 +1,80 @@
+//! Shards (Headscale servers). Operator data: not tenant-owned.
+
+use super::{operator_tx, system_tx};
+use super::secret::SecretBox;
+use crate::api::operator::ShardListRow;
+use crate::auth::OperatorScope;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct NewShard {
+    pub cluster_id: String,
+    pub name: String,
+    pub region: String,
+    pub login_server_url: String,
+    pub api_url: String,
+    pub node_capacity: i32,
+}
+
+/// Creates or updates a shard by `cluster_id`; the API key is sealed before it is stored.
+pub async fn upsert(pool: &PgPool, secrets: &SecretBox, shard: &NewShard, api_key: &str) -> Result<Uuid, sqlx::Error> {
+    let sealed = secrets.seal(api_key);
+    let mut tx = system_tx(pool).await?;
+    let id = sqlx::query_scalar(
+        "insert into shard (cluster_id, name, region, login_server_url, api_url, api_key_sealed, node_capacity)
+         values ($1, $2, $3, $4, $5, $6, $7)
+         on conflict on constraint shard_cluster_id_key do update
+           set name = excluded.name, region = excluded.region,
+               login_server_url = excluded.login_server_url, api_url = excluded.api_url,
+               api_key_sealed = excluded.api_key_sealed, node_capacity = excluded.node_capacity,
+               updated_at = now()
+         returning id",
+    )
+    .bind(&shard.cluster_id)
+    .bind(&shard.name)
+    .bind(&shard.region)
+    .bind(&shard.login_server_url)
+    .bind(&shard.api_url)
+    .bind(sealed)
+    .bind(shard.node_capacity)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    cluster_id: String,
+    name: String,
+    region: String,
+    login_server_url: String,
+    status: String,
+    node_capacity: i32,
+    tenants: i64,
+}
+
+pub async fn list(pool: &PgPool, scope: &OperatorScope) -> Result<Vec<ShardListRow>, sqlx::Error> {
+    let mut tx = operator_tx(pool, scope).await?;
+    let rows = sqlx::query_as::<_, Row>(
+        "select s.cluster_id, s.name, s.region, s.login_server_url, s.status, s.node_capacity,
+                (select count(*) from tenant t where t.shard_id = s.id) as tenants
+         from shard s order by s.cluster_id",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ShardListRow {
+            cluster_id: r.cluster_id,
+            name: r.name,
+            region: r.region,
+            login_server_url: r.login_server_url,
+            status: r.status,
+            node_capacity: r.node_capacity,
+            tenants: r.tenants,
+        })
+        .collect())
+}

@@ -1,0 +1,6 @@
+//! Pure types and rules of the portal. No I/O here, so everything is unit-testable.
+
+pub mod groups;
+pub mod role;
+pub mod tenant;
+pub mod theme;

@@ -1,0 +1,111 @@
+//! The one application error type, shared by server and browser.
+//!
+//! Server functions return `Result<T, AppError>`; the variant decides the HTTP status
+//! and what a person reads. Internal details (SQL, upstream bodies) are logged on the
+//! server and never put into this type.
+
+use serde::{Deserialize, Serialize};
+use server_fn::codec::JsonEncoding;
+use server_fn::error::{FromServerFnError, ServerFnErrorErr};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum AppError {
+    /// No valid session: the person must sign in (again).
+    #[error("Your session has ended. Please sign in again.")]
+    Unauthenticated,
+    /// Signed in, but not allowed to do this.
+    #[error("You do not have permission to do that.")]
+    Forbidden,
+    /// The thing does not exist, or the person may not know that it exists.
+    #[error("{0} was not found.")]
+    NotFound(String),
+    /// The change conflicts with the current state (a duplicate name, say).
+    #[error("{0}")]
+    Conflict(String),
+    /// The input is not acceptable; the message says why, in a sentence.
+    #[error("{0}")]
+    Invalid(String),
+    /// Too many requests; try again later.
+    #[error("Too many requests. Please wait a moment and try again.")]
+    RateLimited,
+    /// A dependency (database, shard, identity provider) is not available right now.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Anything else. Details are in the server log under the given reference.
+    #[error("Something went wrong on our side (reference {0}).")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode as S;
+        match self {
+            AppError::Unauthenticated => S::UNAUTHORIZED,
+            AppError::Forbidden => S::FORBIDDEN,
+            AppError::NotFound(_) => S::NOT_FOUND,
+            AppError::Conflict(_) => S::CONFLICT,
+            AppError::Invalid(_) => S::UNPROCESSABLE_ENTITY,
+            AppError::RateLimited => S::TOO_MANY_REQUESTS,
+            AppError::Unavailable(_) => S::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => S::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Logs an unexpected error with its chain and returns an `Internal` error that
+    /// carries only a short reference the person can quote to support.
+    #[cfg(feature = "ssr")]
+    pub fn internal(context: &str, err: &(dyn std::error::Error + 'static)) -> Self {
+        let reference = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+        let mut chain = err.to_string();
+        let mut source = err.source();
+        while let Some(s) = source {
+            chain.push_str(": ");
+            chain.push_str(&s.to_string());
+            source = s.source();
+        }
+        tracing::error!(reference = %reference, error = %chain, "{context}");
+        AppError::Internal(reference)
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<sqlx::Error> for AppError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                tracing::warn!(error = %err, "database unavailable");
+                AppError::Unavailable(
+                    "The database is not reachable right now. Please try again in a moment."
+                        .into(),
+                )
+            }
+            _ => AppError::internal("database error", &err),
+        }
+    }
+}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        match value {
+            ServerFnErrorErr::Args(msg) | ServerFnErrorErr::MissingArg(msg) => {
+                AppError::Invalid(format!("The request was malformed: {msg}"))
+            }
+            ServerFnErrorErr::Request(_) | ServerFnErrorErr::Response(_) => AppError::Unavailable(
+                "The portal could not be reached. Check your connection and try again.".into(),
+            ),
+            other => AppError::Internal(format!("server function: {other}")),
+        }
+    }
+}
+
+/// Sets the HTTP status of the current server response to match the error and returns
+/// the error, so server functions can `return Err(fail(e))`.
+#[cfg(feature = "ssr")]
+pub fn fail(err: AppError) -> AppError {
+    if let Some(res) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+        res.set_status(err.status());
+    }
+    err
+}

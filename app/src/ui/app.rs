@@ -1,0 +1,116 @@
+//! The HTML shell and the router.
+
+use crate::api::viewer::{get_viewer, Viewer};
+use crate::domain::theme::Theme;
+use crate::error::AppError;
+use crate::ui::home_page::HomePage;
+use crate::ui::layout::Layout;
+use crate::ui::login_page::{LoginPage, SignedOutPage};
+use crate::ui::not_found_page::NotFoundPage;
+use crate::ui::operator_page::OperatorPage;
+use crate::ui::tenant_dashboard_page::TenantDashboardPage;
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Html, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path, SsrMode,
+};
+
+/// The whole document. Rendered on the server only; `App` inside it is hydrated.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    set_security_policy();
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body class="min-h-screen bg-slate-50 text-slate-900 antialiased dark:bg-slate-950 dark:text-slate-100">
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// Content-Security-Policy with the nonce Leptos puts on its inline hydration scripts.
+/// Everything else (styles, the wasm bundle) comes from our own origin.
+#[cfg(feature = "ssr")]
+fn set_security_policy() {
+    let nonce = leptos::nonce::use_nonce()
+        .map(|n| format!(" 'nonce-{n}'"))
+        .unwrap_or_default();
+    let form_action = use_context::<crate::state::AppState>()
+        .map(|s| s.form_action_sources.to_string())
+        .unwrap_or_else(|| "'self'".into());
+    let csp = format!(
+        "default-src 'self'; script-src 'self'{nonce} 'wasm-unsafe-eval'; style-src 'self'; \
+         img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; \
+         base-uri 'none'; frame-ancestors 'none'; form-action {form_action}"
+    );
+    if let (Some(res), Ok(value)) = (
+        use_context::<leptos_axum::ResponseOptions>(),
+        http::HeaderValue::from_str(&csp),
+    ) {
+        res.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
+    }
+}
+
+/// The viewer resource, shared by the navigation and the pages.
+pub type ViewerResource = Resource<Result<Option<Viewer>, AppError>>;
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    let theme = RwSignal::new(initial_theme());
+    provide_context(theme);
+    let viewer: ViewerResource = Resource::new(|| (), |_| get_viewer());
+    provide_context(viewer);
+
+    view! {
+        <Html {..} class=move || theme.get().as_str() />
+        <Stylesheet id="portal" href="/pkg/portal.css" />
+        <Title formatter=|text: String| {
+            if text.is_empty() { "Headscale Portal".to_string() } else { format!("{text} · Headscale Portal") }
+        } />
+        <Router>
+            <Layout>
+                <Routes fallback=NotFoundPage>
+                    <Route path=path!("/") view=HomePage ssr=SsrMode::Async />
+                    <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async />
+                    <Route path=path!("/signed-out") view=SignedOutPage ssr=SsrMode::Async />
+                    <Route path=path!("/t/:slug") view=TenantDashboardPage ssr=SsrMode::Async />
+                    <Route path=path!("/operator") view=OperatorPage ssr=SsrMode::Async />
+                </Routes>
+            </Layout>
+        </Router>
+    }
+}
+
+/// The scheme the server rendered: from the cookie on the server, from the `<html>`
+/// class in the browser (so hydration agrees with the server).
+fn initial_theme() -> Theme {
+    #[cfg(feature = "ssr")]
+    {
+        use_context::<http::request::Parts>()
+            .and_then(|p| {
+                p.headers
+                    .get(http::header::COOKIE)
+                    .and_then(|v| v.to_str().ok())
+                    .map(Theme::from_cookie_header)
+            })
+            .unwrap_or_default()
+    }
+    #[cfg(not(feature = "ssr"))]
+    {
+        document()
+            .document_element()
+            .and_then(|e| Theme::parse(e.class_name().trim()))
+            .unwrap_or_default()
+    }
+}

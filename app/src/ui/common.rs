@@ -1,0 +1,96 @@
+//! Shared widgets: cards, badges, page headings and the error panel.
+
+use crate::error::AppError;
+use leptos::prelude::*;
+
+#[component]
+pub fn PageHeader(
+    #[prop(into)] title: String,
+    #[prop(optional, into)] subtitle: Option<String>,
+) -> impl IntoView {
+    view! {
+        <div class="mb-6">
+            <h1 class="text-2xl font-semibold tracking-tight">{title}</h1>
+            {subtitle.map(|s| view! { <p class="mt-1 text-sm text-slate-600 dark:text-slate-400">{s}</p> })}
+        </div>
+    }
+}
+
+#[component]
+pub fn Card(#[prop(optional, into)] title: Option<String>, children: Children) -> impl IntoView {
+    view! {
+        <section class="rounded-lg border border-slate-200 bg-white p-5 shadow-sm dark:border-slate-800 dark:bg-slate-900">
+            {title.map(|t| view! { <h2 class="mb-3 text-sm font-semibold uppercase tracking-wide text-slate-500 dark:text-slate-400">{t}</h2> })}
+            {children()}
+        </section>
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Neutral,
+    Good,
+    Warn,
+    Bad,
+    Info,
+}
+
+#[component]
+pub fn Badge(tone: Tone, #[prop(into)] text: String) -> impl IntoView {
+    let class = match tone {
+        Tone::Neutral => "bg-slate-100 text-slate-700 dark:bg-slate-800 dark:text-slate-300",
+        Tone::Good => "bg-emerald-50 text-emerald-700 dark:bg-emerald-950 dark:text-emerald-300",
+        Tone::Warn => "bg-amber-50 text-amber-800 dark:bg-amber-950 dark:text-amber-300",
+        Tone::Bad => "bg-rose-50 text-rose-700 dark:bg-rose-950 dark:text-rose-300",
+        Tone::Info => "bg-indigo-50 text-indigo-700 dark:bg-indigo-950 dark:text-indigo-300",
+    };
+    view! {
+        <span class=format!("inline-flex items-center rounded-full px-2 py-0.5 text-xs font-medium {class}")>
+            {text}
+        </span>
+    }
+}
+
+/// A friendly page for an error. The HTTP status was already set by the server function.
+#[component]
+pub fn ErrorPanel(error: AppError) -> impl IntoView {
+    let (code, heading, body) = match &error {
+        AppError::Forbidden => (
+            "403",
+            "You don't have access to this page",
+            "Your account is signed in, but your role does not include this area. Ask an administrator if you need it.".to_string(),
+        ),
+        AppError::NotFound(what) => (
+            "404",
+            "Not found",
+            format!("{what} does not exist, or you are not a member of it."),
+        ),
+        AppError::Unauthenticated => (
+            "401",
+            "Please sign in",
+            "Your session has ended. Sign in again to continue.".to_string(),
+        ),
+        AppError::Unavailable(msg) => ("503", "Temporarily unavailable", msg.clone()),
+        other => ("500", "Something went wrong", other.to_string()),
+    };
+    let signed_out = matches!(error, AppError::Unauthenticated);
+    view! {
+        <div role="alert" class="mx-auto max-w-xl rounded-lg border border-slate-200 bg-white p-8 text-center shadow-sm dark:border-slate-800 dark:bg-slate-900">
+            <p class="text-sm font-semibold text-indigo-600 dark:text-indigo-400">{code}</p>
+            <h1 class="mt-2 text-2xl font-semibold tracking-tight">{heading}</h1>
+            <p class="mt-3 text-sm text-slate-600 dark:text-slate-400">{body}</p>
+            <div class="mt-6 flex justify-center gap-3">
+                {if signed_out {
+                    view! { <a rel="external" href="/auth/login" class="btn-primary">"Sign in"</a> }.into_any()
+                } else {
+                    view! { <a href="/" class="btn-secondary">"Go to your home page"</a> }.into_any()
+                }}
+            </div>
+        </div>
+    }
+}
+
+#[component]
+pub fn Loading() -> impl IntoView {
+    view! { <p class="text-sm text-slate-500" aria-live="polite">"Loading…"</p> }
+}

@@ -1,0 +1,10 @@
+//! Components by area. `*_page.rs` are routes; `common` holds shared widgets.
+
+pub mod app;
+pub mod common;
+pub mod home_page;
+pub mod layout;
+pub mod login_page;
+pub mod not_found_page;
+pub mod operator_page;
+pub mod tenant_dashboard_page;

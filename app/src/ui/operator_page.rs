@@ -1,0 +1,81 @@
+//! `/operator`: the service-wide view, only for operators.
+
+use crate::api::operator::{get_operator_overview, OperatorOverview};
+use crate::ui::common::{Badge, Card, ErrorPanel, Loading, PageHeader, Tone};
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[component]
+pub fn OperatorPage() -> impl IntoView {
+    let overview = Resource::new(|| (), |_| get_operator_overview());
+    view! {
+        <Transition fallback=Loading>
+            {move || Suspend::new(async move {
+                match overview.await {
+                    Ok(o) => view! { <Overview overview=o /> }.into_any(),
+                    Err(e) => view! { <Title text="Error" /><ErrorPanel error=e /> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn Overview(overview: OperatorOverview) -> impl IntoView {
+    let o = overview;
+    view! {
+        <Title text="Operator" />
+        <PageHeader title="Operator" subtitle="Every shard and tenant of the service." />
+        <div class="space-y-6">
+            <Card title=format!("Shards ({})", o.shards.len())>
+                <table class="w-full text-left text-sm">
+                    <caption class="sr-only">"Shards"</caption>
+                    <thead class="text-xs uppercase text-slate-500 dark:text-slate-400">
+                        <tr><th scope="col" class="py-2">"Cluster"</th><th scope="col">"Name"</th><th scope="col">"Region"</th><th scope="col">"Login server"</th><th scope="col">"Capacity"</th><th scope="col">"Tenants"</th><th scope="col">"Status"</th></tr>
+                    </thead>
+                    <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
+                        {o.shards.iter().map(|s| {
+                            let tone = match s.status.as_str() { "active" => Tone::Good, "draining" => Tone::Warn, _ => Tone::Bad };
+                            view! {
+                                <tr>
+                                    <td class="py-2"><code>{s.cluster_id.clone()}</code></td>
+                                    <td>{s.name.clone()}</td>
+                                    <td>{s.region.clone()}</td>
+                                    <td class="break-all text-xs"><code>{s.login_server_url.clone()}</code></td>
+                                    <td>{s.node_capacity}" devices"</td>
+                                    <td>{s.tenants}</td>
+                                    <td><Badge tone=tone text=s.status.clone() /></td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </Card>
+            <Card title=format!("Tenants ({})", o.tenants.len())>
+                <table class="w-full text-left text-sm">
+                    <caption class="sr-only">"Tenants"</caption>
+                    <thead class="text-xs uppercase text-slate-500 dark:text-slate-400">
+                        <tr><th scope="col" class="py-2">"Tenant"</th><th scope="col">"Code"</th><th scope="col">"Plan"</th><th scope="col">"Region"</th><th scope="col">"Shard"</th><th scope="col">"Members"</th><th scope="col">"Status"</th></tr>
+                    </thead>
+                    <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
+                        {o.tenants.iter().map(|t| view! {
+                            <tr>
+                                <td class="py-2"><span class="font-medium">{t.display_name.clone()}</span>" "<span class="text-slate-500">{t.slug.clone()}</span></td>
+                                <td><code>{t.code.clone()}</code></td>
+                                <td>{t.plan.clone()}</td>
+                                <td>{t.region.clone()}</td>
+                                <td>{t.shard_cluster_id.clone().unwrap_or_else(|| "not placed".into())}</td>
+                                <td>{t.members}</td>
+                                <td>{if t.suspended {
+                                    view! { <Badge tone=Tone::Bad text="suspended" /> }.into_any()
+                                } else {
+                                    view! { <Badge tone=Tone::Good text="active" /> }.into_any()
+                                }}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            </Card>
+        </div>
+    }
+}

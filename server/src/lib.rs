@@ -1,0 +1,11 @@
+//! The axum server around the Leptos app: configuration, startup, sign-in routes,
+//! request safety, health probes and the admin command line. `main.rs` only boots.
+
+pub mod auth_layer;
+pub mod cli;
+pub mod config;
+pub mod health;
+pub mod oidc;
+pub mod security;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,240 @@
+//! Builds the application so that `main` and the tests start it the same way (tests bind
+//! port 0 and pass their own clock).
+
+use crate::config::Config;
+use crate::oidc::Oidc;
+use crate::security::SiteOrigin;
+use app::auth::clock::Clock;
+use app::auth::session::SessionPolicy;
+use app::data::secret::SecretBox;
+use app::state::AppState;
+use axum::routing::{get, post};
+use axum::Router;
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::PostgresStore;
+
+/// State of the non-Leptos routes (sign-in).
+#[derive(Clone)]
+pub struct Portal {
+    pub app: AppState,
+    pub oidc: Arc<Oidc>,
+    pub public_url: url::Url,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Other(String),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// A pool for the application role. Lazy: the portal starts (and `/healthz` answers)
+/// while the database is still coming up; `/readyz` tells when it is reachable.
+pub fn app_pool(database_url: &str, max_connections: u32) -> Result<PgPool, StartupError> {
+    let options = PgConnectOptions::from_str(database_url)?.application_name("headscale-portal");
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_lazy_with(options))
+}
+
+pub async fn migrate(database_url: &str) -> Result<(), StartupError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(database_url)
+        .await?;
+    MIGRATOR.run(&pool).await?;
+    pool.close().await;
+    Ok(())
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Application, StartupError> {
+        let listener = TcpListener::bind(config.bind).await?;
+        Self::build_with_listener(config, clock, listener).await
+    }
+
+    pub async fn build_with_listener(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        listener: TcpListener,
+    ) -> Result<Application, StartupError> {
+        if let Some(url) = &config.migration_database_url {
+            migrate(url.expose()).await?;
+            tracing::info!("migrations applied");
+        }
+        let pool = app_pool(config.database_url.expose(), config.db_max_connections)?;
+        let router = router(&config, pool, clock)?;
+        Ok(Application { listener, router })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    }
+
+    /// For tests: serve until the returned handle is dropped with the runtime.
+    pub fn spawn(self) -> tokio::task::JoinHandle<std::io::Result<()>> {
+        tokio::spawn(async move { axum::serve(self.listener, self.router).await })
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
+
+pub fn router(config: &Config, pool: PgPool, clock: Arc<dyn Clock>) -> Result<Router, StartupError> {
+    let secrets = SecretBox::new(&config.secret_key_bytes()).map_err(|e| StartupError::Other(e.to_string()))?;
+    let public_origin = config.public_origin();
+    let idp_origin = url::Url::parse(&config.oidc.issuer)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    let leptos_options = LeptosOptions::builder()
+        .output_name("portal")
+        .site_root(config.site_root.clone())
+        .site_pkg_dir("pkg")
+        .site_addr(config.bind)
+        .build();
+    let state = AppState {
+        leptos_options: leptos_options.clone(),
+        pool: pool.clone(),
+        clock,
+        session_policy: SessionPolicy {
+            idle_timeout: config.session_idle,
+            absolute_lifetime: config.session_absolute,
+        },
+        role_mapping: Arc::new(config.role_mapping.clone()),
+        secrets: Arc::new(secrets),
+        public_origin: public_origin.clone().into(),
+        form_action_sources: format!("'self' {idp_origin}").into(),
+    };
+    let oidc = Oidc::new(config.oidc.clone(), &config.public_url, config.is_https())
+        .map_err(|e| StartupError::Other(e.to_string()))?;
+    let portal = Portal {
+        app: state.clone(),
+        oidc: Arc::new(oidc),
+        public_url: config.public_url.clone(),
+    };
+    let site = SiteOrigin {
+        origin: public_origin.into(),
+        https: config.is_https(),
+    };
+
+    let store = PostgresStore::new(pool.clone())
+        .with_schema_name("public")
+        .and_then(|s| s.with_table_name("web_session"))
+        .map_err(StartupError::Other)?;
+    spawn_expired_session_cleanup(store.clone());
+    let sessions = SessionManagerLayer::new(store)
+        .with_name(if config.is_https() { "__Host-portal_session" } else { "portal_session" })
+        .with_secure(config.is_https())
+        .with_http_only(true)
+        // Lax, not Strict: a person following a link to the portal from chat or mail
+        // should arrive signed in. Every state change is a POST checked for its origin
+        // (security.rs), which is what Strict would add. See docs/decisions.
+        .with_same_site(tower_sessions::cookie::SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(config.session_idle));
+
+    let routes = generate_route_list(app::App);
+    let leptos_router: Router = Router::<AppState>::new()
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            {
+                let state = state.clone();
+                move || provide_context(state.clone())
+            },
+            {
+                let options = leptos_options.clone();
+                move || app::shell(options.clone())
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
+            {
+                let state = state.clone();
+                move || provide_context(state.clone())
+            },
+            app::shell,
+        ))
+        .with_state(state.clone());
+
+    let auth_router: Router = Router::new()
+        .route("/auth/login", get(crate::oidc::login))
+        .route("/auth/callback", get(crate::oidc::callback))
+        .route("/auth/logout", post(crate::oidc::logout))
+        .with_state(portal);
+
+    let main = auth_router
+        .merge(leptos_router)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth_layer::resolve_principal))
+        .layer(sessions)
+        .layer(axum::middleware::from_fn_with_state(site.clone(), crate::security::refuse_cross_site));
+
+    let health: Router = Router::new()
+        .route("/healthz", get(crate::health::healthz))
+        .route("/readyz", get(crate::health::readyz))
+        .with_state(pool);
+
+    Ok(health
+        .merge(main)
+        .layer(axum::middleware::from_fn_with_state(site, crate::security::security_headers))
+        .layer(TraceLayer::new_for_http()))
+}
+
+fn spawn_expired_session_cleanup(store: PostgresStore) {
+    use tower_sessions::session_store::ExpiredDeletion;
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        handle.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                tick.tick().await;
+                if let Err(e) = store.delete_expired().await {
+                    tracing::warn!(error = %e, "could not delete expired sessions");
+                }
+            }
+        });
+    }
+}
