@@ -75,8 +75,7 @@ impl From<sqlx::Error> for AppError {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 tracing::warn!(error = %err, "database unavailable");
                 AppError::Unavailable(
-                    "The database is not reachable right now. Please try again in a moment."
-                        .into(),
+                    "The database is not reachable right now. Please try again in a moment.".into(),
                 )
             }
             _ => AppError::internal("database error", &err),

@@ -11,8 +11,10 @@ use tower_sessions::Session;
 
 /// Paths anyone may open. Everything else that is a page needs a session.
 fn is_public(path: &str) -> bool {
-    matches!(path, "/login" | "/signed-out" | "/favicon.svg" | "/favicon.ico" | "/robots.txt")
-        || path.starts_with("/auth/")
+    matches!(
+        path,
+        "/login" | "/signed-out" | "/favicon.svg" | "/favicon.ico" | "/robots.txt"
+    ) || path.starts_with("/auth/")
         || path.starts_with("/api/")
         || path.starts_with("/pkg/")
 }
@@ -26,7 +28,11 @@ fn unavailable() -> Response {
         .into_response()
 }
 
-pub async fn resolve_principal(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn resolve_principal(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let path = req.uri().path().to_string();
     if path.starts_with("/pkg/") {
         return next.run(req).await;
@@ -35,13 +41,16 @@ pub async fn resolve_principal(State(state): State<AppState>, mut req: Request, 
         tracing::error!("session layer missing");
         return unavailable();
     };
-    let auth = match app::auth::session::resume(&session, &state.session_policy, state.clock.as_ref()).await {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!(error = %e, "session store unavailable");
-            return unavailable();
-        }
-    };
+    let auth =
+        match app::auth::session::resume(&session, &state.session_policy, state.clock.as_ref())
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "session store unavailable");
+                return unavailable();
+            }
+        };
     let principal = match auth {
         None => None,
         Some(a) => match app::data::people::load_principal(&state.pool, a.person_id).await {
@@ -75,7 +84,13 @@ mod tests {
 
     #[test]
     fn pages_are_private_unless_listed() {
-        for p in ["/login", "/signed-out", "/auth/callback", "/api/get_viewer", "/pkg/portal.css"] {
+        for p in [
+            "/login",
+            "/signed-out",
+            "/auth/callback",
+            "/api/get_viewer",
+            "/pkg/portal.css",
+        ] {
             assert!(is_public(p), "{p}");
         }
         for p in ["/", "/t/acme", "/operator", "/loginx", "/authx"] {

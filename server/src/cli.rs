@@ -52,8 +52,12 @@ pub async fn run(args: &[String]) -> Result<(), String> {
             println!("migrations applied");
             Ok(())
         }
-        Some("shard") if args.get(1).map(String::as_str) == Some("upsert") => shard_upsert(&args[2..]).await,
-        Some("tenant") if args.get(1).map(String::as_str) == Some("upsert") => tenant_upsert(&args[2..]).await,
+        Some("shard") if args.get(1).map(String::as_str) == Some("upsert") => {
+            shard_upsert(&args[2..]).await
+        }
+        Some("tenant") if args.get(1).map(String::as_str) == Some("upsert") => {
+            tenant_upsert(&args[2..]).await
+        }
         _ => Err(USAGE.to_string()),
     }
 }

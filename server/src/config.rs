@@ -77,10 +77,13 @@ fn number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, ConfigError
 
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
-        let public_url = Url::parse(&var("PORTAL_PUBLIC_URL").unwrap_or_else(|| "http://127.0.0.1:3000".into()))
-            .map_err(|e| ConfigError(format!("PORTAL_PUBLIC_URL is not a URL: {e}")))?;
+        let public_url =
+            Url::parse(&var("PORTAL_PUBLIC_URL").unwrap_or_else(|| "http://127.0.0.1:3000".into()))
+                .map_err(|e| ConfigError(format!("PORTAL_PUBLIC_URL is not a URL: {e}")))?;
         if !matches!(public_url.scheme(), "http" | "https") {
-            return Err(ConfigError("PORTAL_PUBLIC_URL must be http or https".into()));
+            return Err(ConfigError(
+                "PORTAL_PUBLIC_URL must be http or https".into(),
+            ));
         }
         let bind = var("PORTAL_BIND")
             .unwrap_or_else(|| "127.0.0.1:3000".into())
@@ -88,12 +91,17 @@ impl Config {
             .map_err(|_| ConfigError("PORTAL_BIND must be host:port, e.g. 0.0.0.0:3000".into()))?;
         let key = base64::engine::general_purpose::STANDARD
             .decode(required("PORTAL_SECRET_KEY")?.trim())
-            .map_err(|_| ConfigError("PORTAL_SECRET_KEY must be base64 (openssl rand -base64 32)".into()))?;
+            .map_err(|_| {
+                ConfigError("PORTAL_SECRET_KEY must be base64 (openssl rand -base64 32)".into())
+            })?;
         if key.len() != 32 {
-            return Err(ConfigError("PORTAL_SECRET_KEY must decode to exactly 32 bytes".into()));
+            return Err(ConfigError(
+                "PORTAL_SECRET_KEY must decode to exactly 32 bytes".into(),
+            ));
         }
         let issuer = required("OIDC_ISSUER_URL")?;
-        Url::parse(&issuer).map_err(|e| ConfigError(format!("OIDC_ISSUER_URL is not a URL: {e}")))?;
+        Url::parse(&issuer)
+            .map_err(|e| ConfigError(format!("OIDC_ISSUER_URL is not a URL: {e}")))?;
         let split = |s: String| -> Vec<String> {
             s.split([',', ' '])
                 .map(str::trim)
@@ -119,8 +127,11 @@ impl Config {
                 scopes: split(var("OIDC_SCOPES").unwrap_or_else(|| "openid profile email".into())),
             },
             role_mapping: RoleMapping {
-                operator_groups: split(var("PORTAL_OPERATOR_GROUPS").unwrap_or_else(|| "portal-operators".into())),
-                tenant_group_prefix: var("PORTAL_TENANT_GROUP_PREFIX").unwrap_or_else(|| "tenant:".into()),
+                operator_groups: split(
+                    var("PORTAL_OPERATOR_GROUPS").unwrap_or_else(|| "portal-operators".into()),
+                ),
+                tenant_group_prefix: var("PORTAL_TENANT_GROUP_PREFIX")
+                    .unwrap_or_else(|| "tenant:".into()),
             },
             session_idle: Duration::minutes(idle_minutes),
             session_absolute: Duration::hours(absolute_hours),

@@ -13,7 +13,11 @@ pub async fn healthz() -> &'static str {
 
 /// `/readyz`: the database answers within two seconds.
 pub async fn readyz(State(pool): State<PgPool>) -> (StatusCode, &'static str) {
-    let check = tokio::time::timeout(Duration::from_secs(2), sqlx::query("select 1").execute(&pool)).await;
+    let check = tokio::time::timeout(
+        Duration::from_secs(2),
+        sqlx::query("select 1").execute(&pool),
+    )
+    .await;
     match check {
         Ok(Ok(_)) => (StatusCode::OK, "ready"),
         Ok(Err(e)) => {

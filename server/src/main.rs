@@ -32,13 +32,14 @@ async fn serve() -> std::process::ExitCode {
         }
     };
     server::telemetry::init(config.log_json);
-    let app = match Application::build(config.clone(), Arc::new(app::auth::clock::SystemClock)).await {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!(error = %e, "startup failed");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
+    let app =
+        match Application::build(config.clone(), Arc::new(app::auth::clock::SystemClock)).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "startup failed");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
     match app.local_addr() {
         Ok(addr) => tracing::info!(%addr, public_url = %config.public_url, "portal listening"),
         Err(e) => tracing::warn!(error = %e, "listening on an unknown address"),

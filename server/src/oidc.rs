@@ -66,8 +66,12 @@ struct GroupsClaims {
 }
 impl AdditionalClaims for GroupsClaims {}
 
-type PortalIdToken =
-    IdToken<GroupsClaims, CoreGenderClaim, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm>;
+type PortalIdToken = IdToken<
+    GroupsClaims,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
 
 pub struct Oidc {
     cfg: OidcConfig,
@@ -87,7 +91,11 @@ pub enum OidcError {
 }
 
 impl Oidc {
-    pub fn new(cfg: OidcConfig, public_url: &url::Url, secure_cookies: bool) -> Result<Oidc, OidcError> {
+    pub fn new(
+        cfg: OidcConfig,
+        public_url: &url::Url,
+        secure_cookies: bool,
+    ) -> Result<Oidc, OidcError> {
         let redirect = public_url
             .join("/auth/callback")
             .map_err(|e| OidcError::Config(e.to_string()))?;
@@ -100,10 +108,15 @@ impl Oidc {
             .map_err(|e| OidcError::Config(e.to_string()))?;
         Ok(Oidc {
             cfg,
-            redirect_url: RedirectUrl::new(redirect.to_string()).map_err(|e| OidcError::Config(e.to_string()))?,
+            redirect_url: RedirectUrl::new(redirect.to_string())
+                .map_err(|e| OidcError::Config(e.to_string()))?,
             http,
             discovered: RwLock::new(None),
-            login_cookie: if secure_cookies { "__Host-portal_login" } else { "portal_login" },
+            login_cookie: if secure_cookies {
+                "__Host-portal_login"
+            } else {
+                "portal_login"
+            },
             secure_cookies,
         })
     }
@@ -122,7 +135,8 @@ impl Oidc {
                 }
             }
         }
-        let issuer = IssuerUrl::new(self.cfg.issuer.clone()).map_err(|e| OidcError::Config(e.to_string()))?;
+        let issuer = IssuerUrl::new(self.cfg.issuer.clone())
+            .map_err(|e| OidcError::Config(e.to_string()))?;
         // Discovery checks that the document's issuer equals ours exactly.
         let md = Metadata::discover_async(issuer, &self.http)
             .await
@@ -136,7 +150,9 @@ impl Oidc {
         CoreClient::from_provider_metadata(
             md.clone(),
             ClientId::new(self.cfg.client_id.clone()),
-            Some(ClientSecret::new(self.cfg.client_secret.expose().to_string())),
+            Some(ClientSecret::new(
+                self.cfg.client_secret.expose().to_string(),
+            )),
         )
         .set_redirect_uri(self.redirect_url.clone())
     }
@@ -215,7 +231,12 @@ pub async fn login(State(portal): State<Portal>, Query(q): Query<LoginQuery>) ->
     .await;
     if let Err(e) = stored {
         tracing::error!(error = %e, "could not store the pending sign-in");
-        return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], "The portal's database is not reachable. Please try again shortly.").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            "The portal's database is not reachable. Please try again shortly.",
+        )
+            .into_response();
     }
     // Abandoned sign-ins are removed here rather than by a separate job.
     let _ = sqlx::query("delete from oidc_login where created_at < now() - interval '1 hour'")
@@ -223,8 +244,10 @@ pub async fn login(State(portal): State<Portal>, Query(q): Query<LoginQuery>) ->
         .await;
 
     let mut res = Redirect::to(url.as_str()).into_response();
-    res.headers_mut()
-        .append(header::SET_COOKIE, oidc.cookie(&id.to_string(), LOGIN_TTL_SECONDS));
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        oidc.cookie(&id.to_string(), LOGIN_TTL_SECONDS),
+    );
     res
 }
 
@@ -338,13 +361,10 @@ async fn finish_login(
             "failed"
         })?;
     use openidconnect::TokenResponse;
-    let raw = token
-        .id_token()
-        .map(|t| t.to_string())
-        .ok_or_else(|| {
-            tracing::warn!("token response without an ID token");
-            "failed"
-        })?;
+    let raw = token.id_token().map(|t| t.to_string()).ok_or_else(|| {
+        tracing::warn!("token response without an ID token");
+        "failed"
+    })?;
     let id_token = PortalIdToken::from_str(&raw).map_err(|e| {
         tracing::warn!(error = %e, "unreadable ID token");
         "failed"
@@ -381,7 +401,10 @@ async fn finish_login(
         subject: claims.subject().to_string(),
         email: claims.email().map(|e| e.to_string()),
         display_name,
-        roles: portal.app.role_mapping.map(&claims.additional_claims().groups),
+        roles: portal
+            .app
+            .role_mapping
+            .map(&claims.additional_claims().groups),
     };
     let person_id = record_login(&portal.app.pool, &facts).await.map_err(|e| {
         tracing::error!(error = %e, "could not record the sign-in");
@@ -406,7 +429,11 @@ pub async fn logout(State(portal): State<Portal>, session: Session) -> Response 
             return (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "5")], "Signing out failed because the portal's database is not reachable. Please try again.").into_response();
         }
     };
-    let signed_out = portal.public_url.join("/signed-out").map(|u| u.to_string()).unwrap_or_else(|_| "/signed-out".into());
+    let signed_out = portal
+        .public_url
+        .join("/signed-out")
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| "/signed-out".into());
     let end_session = match portal.oidc.metadata(false).await {
         Ok(md) => md.additional_metadata().end_session_endpoint.clone(),
         Err(e) => {
@@ -436,7 +463,10 @@ mod tests {
     #[test]
     fn cookies_are_read_by_exact_name() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("xportal_login=1; portal_login=abc; y=2"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("xportal_login=1; portal_login=abc; y=2"),
+        );
         assert_eq!(read_cookie(&h, "portal_login"), Some("abc"));
         assert_eq!(read_cookie(&h, "missing"), None);
     }

@@ -16,7 +16,11 @@ pub struct SiteOrigin {
 /// our own pages: its `Origin` must be ours, and `Sec-Fetch-Site` (Fetch Metadata) must
 /// not say cross-site or same-site. A request with neither header is refused too: every
 /// browser sends `Origin` on POST, and non-browser API clients get their own tokens.
-pub async fn refuse_cross_site(State(site): State<SiteOrigin>, req: Request, next: Next) -> Response {
+pub async fn refuse_cross_site(
+    State(site): State<SiteOrigin>,
+    req: Request,
+    next: Next,
+) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
@@ -47,7 +51,11 @@ pub async fn refuse_cross_site(State(site): State<SiteOrigin>, req: Request, nex
 
 /// Headers every response carries. Leptos pages set their own Content-Security-Policy
 /// with the per-response nonce; everything else gets a strict default.
-pub async fn security_headers(State(site): State<SiteOrigin>, req: Request, next: Next) -> Response {
+pub async fn security_headers(
+    State(site): State<SiteOrigin>,
+    req: Request,
+    next: Next,
+) -> Response {
     let mut res = next.run(req).await;
     let is_html = res
         .headers()
@@ -70,7 +78,11 @@ pub async fn security_headers(State(site): State<SiteOrigin>, req: Request, next
         header::CONTENT_SECURITY_POLICY,
         "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
     );
-    set(h, header::HeaderName::from_static("cross-origin-opener-policy"), "same-origin");
+    set(
+        h,
+        header::HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
     set(
         h,
         header::HeaderName::from_static("permissions-policy"),
@@ -81,7 +93,11 @@ pub async fn security_headers(State(site): State<SiteOrigin>, req: Request, next
         set(h, header::CACHE_CONTROL, "no-store");
     }
     if site.https {
-        set(h, header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains");
+        set(
+            h,
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        );
     }
     res
 }

@@ -125,8 +125,13 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-pub fn router(config: &Config, pool: PgPool, clock: Arc<dyn Clock>) -> Result<Router, StartupError> {
-    let secrets = SecretBox::new(&config.secret_key_bytes()).map_err(|e| StartupError::Other(e.to_string()))?;
+pub fn router(
+    config: &Config,
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+) -> Result<Router, StartupError> {
+    let secrets = SecretBox::new(&config.secret_key_bytes())
+        .map_err(|e| StartupError::Other(e.to_string()))?;
     let public_origin = config.public_origin();
     let idp_origin = url::Url::parse(&config.oidc.issuer)
         .map(|u| u.origin().ascii_serialization())
@@ -168,7 +173,11 @@ pub fn router(config: &Config, pool: PgPool, clock: Arc<dyn Clock>) -> Result<Ro
         .map_err(StartupError::Other)?;
     spawn_expired_session_cleanup(store.clone());
     let sessions = SessionManagerLayer::new(store)
-        .with_name(if config.is_https() { "__Host-portal_session" } else { "portal_session" })
+        .with_name(if config.is_https() {
+            "__Host-portal_session"
+        } else {
+            "portal_session"
+        })
         .with_secure(config.is_https())
         .with_http_only(true)
         // Lax, not Strict: a person following a link to the portal from chat or mail
@@ -192,7 +201,10 @@ pub fn router(config: &Config, pool: PgPool, clock: Arc<dyn Clock>) -> Result<Ro
                 move || app::shell(options.clone())
             },
         )
-        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(
             {
                 let state = state.clone();
                 move || provide_context(state.clone())
@@ -209,9 +221,15 @@ pub fn router(config: &Config, pool: PgPool, clock: Arc<dyn Clock>) -> Result<Ro
 
     let main = auth_router
         .merge(leptos_router)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth_layer::resolve_principal))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth_layer::resolve_principal,
+        ))
         .layer(sessions)
-        .layer(axum::middleware::from_fn_with_state(site.clone(), crate::security::refuse_cross_site));
+        .layer(axum::middleware::from_fn_with_state(
+            site.clone(),
+            crate::security::refuse_cross_site,
+        ));
 
     let health: Router = Router::new()
         .route("/healthz", get(crate::health::healthz))
@@ -220,7 +238,10 @@ pub fn router(config: &Config, pool: PgPool, clock: Arc<dyn Clock>) -> Result<Ro
 
     Ok(health
         .merge(main)
-        .layer(axum::middleware::from_fn_with_state(site, crate::security::security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            site,
+            crate::security::security_headers,
+        ))
         .layer(TraceLayer::new_for_http()))
 }
 

@@ -12,7 +12,10 @@ async fn assert_signed_in_as(app: &TestApp, name: &str) {
     let res = app.get("/t/acme").await;
     assert_eq!(res.status(), StatusCode::OK);
     let html = res.text().await.unwrap();
-    assert!(html.contains("Acme Corp"), "dashboard should show the tenant");
+    assert!(
+        html.contains("Acme Corp"),
+        "dashboard should show the tenant"
+    );
     assert!(html.contains(name), "dashboard should show {name}");
 }
 
@@ -31,7 +34,10 @@ async fn rs256_sign_in_creates_the_person_and_roles_from_groups(owner: PgPool) {
     .fetch_one(&app.owner)
     .await
     .unwrap();
-    assert_eq!(issuer, app.idp.issuer, "issuer is stored exactly, trailing slash included");
+    assert_eq!(
+        issuer, app.idp.issuer,
+        "issuer is stored exactly, trailing slash included"
+    );
     assert_eq!((role.as_str(), source.as_str()), ("admin", "idp"));
 }
 
@@ -54,10 +60,11 @@ async fn a_person_is_their_issuer_and_subject_not_their_email(owner: PgPool) {
     let other = common::browser();
     let app2 = TestApp { http: other, ..app };
     app2.sign_in("alice").await;
-    let people: i64 = sqlx::query_scalar("select count(*) from person where email = 'alice@acme.example'")
-        .fetch_one(&app2.owner)
-        .await
-        .unwrap();
+    let people: i64 =
+        sqlx::query_scalar("select count(*) from person where email = 'alice@acme.example'")
+            .fetch_one(&app2.owner)
+            .await
+            .unwrap();
     assert_eq!(people, 2);
 }
 
@@ -79,17 +86,36 @@ async fn a_replayed_callback_or_code_is_refused(owner: PgPool) {
     assert_eq!(app.visit_callback(&callback).await, "/t/acme");
 
     // An attacker's browser replays the same callback URL (code and state).
-    let attacker = TestApp { http: common::browser(), ..app };
-    assert_eq!(attacker.visit_callback(&callback).await, "/login?error=expired");
+    let attacker = TestApp {
+        http: common::browser(),
+        ..app
+    };
+    assert_eq!(
+        attacker.visit_callback(&callback).await,
+        "/login?error=expired"
+    );
     assert!(!attacker.is_signed_in().await);
 
     // The attacker starts a sign-in of their own, then swaps in the used code.
     let fresh = attacker.sign_in_until_callback("bob", "bob-demo").await;
-    let old_code = url::Url::parse(&callback).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let old_code = url::Url::parse(&callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
     let replayed = replace_param(&fresh, "code", &old_code);
-    assert_eq!(attacker.visit_callback(&replayed).await, "/login?error=failed");
+    assert_eq!(
+        attacker.visit_callback(&replayed).await,
+        "/login?error=failed"
+    );
     assert!(!attacker.is_signed_in().await);
-    assert_eq!(attacker.session_rows().await, 1, "only the legitimate session exists");
+    assert_eq!(
+        attacker.session_rows().await,
+        1,
+        "only the legitimate session exists"
+    );
 }
 
 async fn rogue_sign_in(owner: PgPool, fault: Fault) -> (TestApp, String) {
@@ -164,8 +190,17 @@ async fn sign_out_ends_the_session_and_calls_the_providers_end_session(owner: Pg
     app.sign_in("alice").await;
     let res = app.same_origin_post("/auth/logout").send().await.unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let location = res.headers().get("location").unwrap().to_str().unwrap().to_string();
-    assert!(location.starts_with(&format!("{}end-session", app.idp.issuer)), "{location}");
+    let location = res
+        .headers()
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        location.starts_with(&format!("{}end-session", app.idp.issuer)),
+        "{location}"
+    );
     assert!(location.contains("id_token_hint="));
     assert!(location.contains("post_logout_redirect_uri="));
     assert!(!app.is_signed_in().await);
@@ -177,7 +212,11 @@ fn replace_param(url: &str, key: &str, value: &str) -> String {
     let pairs: Vec<(String, String)> = url
         .query_pairs()
         .map(|(k, v)| {
-            let v = if k == key { value.to_string() } else { v.into_owned() };
+            let v = if k == key {
+                value.to_string()
+            } else {
+                v.into_owned()
+            };
             (k.into_owned(), v)
         })
         .collect();
@@ -197,16 +236,27 @@ async fn session_cookie_of(app: &TestApp, callback: &str) -> String {
         .expect("a session cookie is set at sign-in");
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Lax"), "{cookie}");
-    assert!(!cookie.contains("Secure"), "plain-HTTP dev origin: {cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "plain-HTTP dev origin: {cookie}"
+    );
     cookie.split(';').next().unwrap().to_string()
 }
 
 #[sqlx::test(migrator = "server::startup::MIGRATOR")]
 async fn a_new_session_id_is_issued_at_every_sign_in(owner: PgPool) {
     let app = TestApp::spawn(owner, Idp::real_rs256()).await;
-    let first = session_cookie_of(&app, &app.sign_in_until_callback("alice", "alice-demo").await).await;
+    let first = session_cookie_of(
+        &app,
+        &app.sign_in_until_callback("alice", "alice-demo").await,
+    )
+    .await;
     // Signing in again in the same browser (the provider remembers the person).
-    let second = session_cookie_of(&app, &app.sign_in_until_callback("alice", "alice-demo").await).await;
+    let second = session_cookie_of(
+        &app,
+        &app.sign_in_until_callback("alice", "alice-demo").await,
+    )
+    .await;
     assert_ne!(first, second, "the session id must change at sign-in");
     let stale = common::browser()
         .get(app.url("/t/acme"))
@@ -214,5 +264,9 @@ async fn a_new_session_id_is_issued_at_every_sign_in(owner: PgPool) {
         .send()
         .await
         .unwrap();
-    assert_eq!(stale.status(), StatusCode::SEE_OTHER, "the old session id no longer works");
+    assert_eq!(
+        stale.status(),
+        StatusCode::SEE_OTHER,
+        "the old session id no longer works"
+    );
 }

@@ -23,13 +23,28 @@ async fn a_cross_site_post_to_a_server_function_is_refused_and_changes_nothing(o
     assert!(ok.headers().get("set-cookie").is_some());
 
     let cases: [(&str, Option<&str>, Option<&str>); 4] = [
-        ("foreign origin", Some("http://evil.example"), Some("cross-site")),
-        ("foreign origin, no fetch metadata", Some("http://evil.example"), None),
-        ("sibling site", Some("http://127.0.0.2:3000"), Some("same-site")),
+        (
+            "foreign origin",
+            Some("http://evil.example"),
+            Some("cross-site"),
+        ),
+        (
+            "foreign origin, no fetch metadata",
+            Some("http://evil.example"),
+            None,
+        ),
+        (
+            "sibling site",
+            Some("http://127.0.0.2:3000"),
+            Some("same-site"),
+        ),
         ("no origin at all", None, None),
     ];
     for (what, origin, site) in cases {
-        let mut req = app.http.post(app.url("/api/set_theme")).form(&[("theme", "light")]);
+        let mut req = app
+            .http
+            .post(app.url("/api/set_theme"))
+            .form(&[("theme", "light")]);
         if let Some(o) = origin {
             req = req.header("origin", o);
         }
@@ -38,7 +53,10 @@ async fn a_cross_site_post_to_a_server_function_is_refused_and_changes_nothing(o
         }
         let res = req.send().await.unwrap();
         assert_eq!(res.status(), StatusCode::FORBIDDEN, "{what}");
-        assert!(res.headers().get("set-cookie").is_none(), "{what}: nothing may change");
+        assert!(
+            res.headers().get("set-cookie").is_none(),
+            "{what}: nothing may change"
+        );
     }
 
     // Signing out is state-changing too: a forged sign-out leaves the session alone.
@@ -57,11 +75,19 @@ async fn a_cross_site_post_to_a_server_function_is_refused_and_changes_nothing(o
 async fn server_functions_authorize_inside_themselves(owner: PgPool) {
     let app = TestApp::spawn(owner, Idp::real_rs256()).await;
     // Signed out: the operator data is not served.
-    let res = app.same_origin_post("/api/get_operator_overview").send().await.unwrap();
+    let res = app
+        .same_origin_post("/api/get_operator_overview")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
     // A tenant member is not an operator.
     app.sign_in("bob").await;
-    let res = app.same_origin_post("/api/get_operator_overview").send().await.unwrap();
+    let res = app
+        .same_origin_post("/api/get_operator_overview")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     // Another tenant's dashboard: hidden as not found.
     let res = app
@@ -94,7 +120,10 @@ async fn pages_carry_security_headers_with_a_fresh_csp_nonce(owner: PgPool) {
         assert_eq!(h["x-frame-options"], "DENY");
         assert_eq!(h["referrer-policy"], "same-origin");
         assert_eq!(h["cache-control"], "no-store");
-        assert!(h.get("strict-transport-security").is_none(), "no HSTS over plain http");
+        assert!(
+            h.get("strict-transport-security").is_none(),
+            "no HSTS over plain http"
+        );
         let csp = h["content-security-policy"].to_str().unwrap().to_string();
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
         let nonce = csp
@@ -104,7 +133,10 @@ async fn pages_carry_security_headers_with_a_fresh_csp_nonce(owner: PgPool) {
             .expect("a script nonce")
             .to_string();
         let html = res.text().await.unwrap();
-        assert!(html.contains(&format!("nonce=\"{nonce}\"")), "inline scripts carry the nonce");
+        assert!(
+            html.contains(&format!("nonce=\"{nonce}\"")),
+            "inline scripts carry the nonce"
+        );
         nonces.push(nonce);
     }
     assert_ne!(nonces[0], nonces[1], "a new nonce per response");
@@ -116,12 +148,7 @@ async fn https_deployments_get_hsts_and_host_prefixed_secure_cookies(owner: PgPo
         c.public_url = url::Url::parse("https://portal.example.com").unwrap();
     })
     .await;
-    let res = app
-        .http
-        .get(app.url("/auth/login"))
-        .send()
-        .await
-        .unwrap();
+    let res = app.http.get(app.url("/auth/login")).send().await.unwrap();
     assert!(res.headers().get("strict-transport-security").is_some());
     let cookie = res.headers()["set-cookie"].to_str().unwrap();
     assert!(cookie.starts_with("__Host-portal_login="), "{cookie}");
@@ -133,7 +160,10 @@ async fn signed_out_visitors_are_sent_to_the_login_page(owner: PgPool) {
     let app = TestApp::spawn(owner, Idp::real_rs256()).await;
     let res = app.get("/operator?tab=x").await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(res.headers()["location"], "/login?next=%2Foperator%3Ftab%3Dx");
+    assert_eq!(
+        res.headers()["location"],
+        "/login?next=%2Foperator%3Ftab%3Dx"
+    );
 }
 
 #[sqlx::test(migrator = "server::startup::MIGRATOR")]

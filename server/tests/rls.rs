@@ -22,8 +22,14 @@ async fn seed(owner: &PgPool) -> (uuid::Uuid, uuid::Uuid) {
     .execute(owner)
     .await
     .unwrap();
-    let acme = sqlx::query_scalar("select id from tenant where slug = 'acme'").fetch_one(owner).await.unwrap();
-    let globex = sqlx::query_scalar("select id from tenant where slug = 'globex'").fetch_one(owner).await.unwrap();
+    let acme = sqlx::query_scalar("select id from tenant where slug = 'acme'")
+        .fetch_one(owner)
+        .await
+        .unwrap();
+    let globex = sqlx::query_scalar("select id from tenant where slug = 'globex'")
+        .fetch_one(owner)
+        .await
+        .unwrap();
     (acme, globex)
 }
 
@@ -33,9 +39,15 @@ async fn the_app_role_sees_only_the_tenant_of_its_transaction(owner: PgPool) {
     let mut conn = app_conn(&owner).await;
 
     // No setting: nothing.
-    let n: i64 = sqlx::query_scalar("select count(*) from tenant").fetch_one(&mut conn).await.unwrap();
+    let n: i64 = sqlx::query_scalar("select count(*) from tenant")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(n, 0);
-    let n: i64 = sqlx::query_scalar("select count(*) from membership").fetch_one(&mut conn).await.unwrap();
+    let n: i64 = sqlx::query_scalar("select count(*) from membership")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(n, 0);
 
     // Scoped to acme: only acme, with no WHERE clause of our own.
@@ -45,9 +57,15 @@ async fn the_app_role_sees_only_the_tenant_of_its_transaction(owner: PgPool) {
         .execute(&mut *tx)
         .await
         .unwrap();
-    let slugs: Vec<String> = sqlx::query_scalar("select slug from tenant").fetch_all(&mut *tx).await.unwrap();
+    let slugs: Vec<String> = sqlx::query_scalar("select slug from tenant")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
     assert_eq!(slugs, vec!["acme".to_string()]);
-    let tenants: Vec<uuid::Uuid> = sqlx::query_scalar("select tenant_id from membership").fetch_all(&mut *tx).await.unwrap();
+    let tenants: Vec<uuid::Uuid> = sqlx::query_scalar("select tenant_id from membership")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
     assert_eq!(tenants, vec![acme]);
     // Writes cannot reach the other tenant either.
     let changed = sqlx::query("update tenant set display_name = 'pwned'")
@@ -70,11 +88,17 @@ async fn the_app_role_sees_only_the_tenant_of_its_transaction(owner: PgPool) {
     .bind(globex)
     .execute(&mut *tx)
     .await;
-    assert!(insert.is_err(), "a row for another tenant violates the policy");
+    assert!(
+        insert.is_err(),
+        "a row for another tenant violates the policy"
+    );
     tx.rollback().await.unwrap();
 
     // The setting is transaction-local: gone afterwards.
-    let n: i64 = sqlx::query_scalar("select count(*) from tenant").fetch_one(&mut conn).await.unwrap();
+    let n: i64 = sqlx::query_scalar("select count(*) from tenant")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(n, 0);
     let name: String = sqlx::query_scalar("select display_name from tenant where slug = 'globex'")
         .fetch_one(&owner)
@@ -127,16 +151,19 @@ async fn a_person_sees_their_own_memberships_across_tenants_only(owner: PgPool) 
         .execute(&mut *tx)
         .await
         .unwrap();
-    let slugs: Vec<String> = sqlx::query_scalar("select t.slug from membership m join tenant t on t.id = m.tenant_id")
-        .fetch_all(&mut *tx)
-        .await
-        .unwrap();
+    let slugs: Vec<String> =
+        sqlx::query_scalar("select t.slug from membership m join tenant t on t.id = m.tenant_id")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
     assert_eq!(slugs, vec!["acme".to_string()]);
 }
 
 #[sqlx::test(migrator = "server::startup::MIGRATOR")]
 async fn the_tenant_code_cannot_change(owner: PgPool) {
     common::seed_tenants(&owner).await;
-    let r = sqlx::query("update tenant set code = 'zzzz' where slug = 'acme'").execute(&owner).await;
+    let r = sqlx::query("update tenant set code = 'zzzz' where slug = 'acme'")
+        .execute(&owner)
+        .await;
     assert!(r.is_err());
 }

@@ -11,9 +11,15 @@ async fn an_idle_session_ends_after_the_idle_timeout(owner: PgPool) {
     let app = TestApp::spawn(owner, Idp::real_rs256()).await;
     app.sign_in("alice").await;
     app.clock.advance(Duration::minutes(29));
-    assert!(app.is_signed_in().await, "29 idle minutes are within the limit");
+    assert!(
+        app.is_signed_in().await,
+        "29 idle minutes are within the limit"
+    );
     app.clock.advance(Duration::minutes(29));
-    assert!(app.is_signed_in().await, "the last request reset the idle timer");
+    assert!(
+        app.is_signed_in().await,
+        "the last request reset the idle timer"
+    );
     app.clock.advance(Duration::minutes(30));
     assert!(!app.is_signed_in().await, "30 idle minutes end the session");
     assert_eq!(app.session_rows().await, 0, "the ended session is deleted");
@@ -29,7 +35,10 @@ async fn an_active_session_still_ends_at_its_absolute_lifetime(owner: PgPool) {
         assert!(app.is_signed_in().await);
     }
     app.clock.advance(Duration::minutes(20));
-    assert!(!app.is_signed_in().await, "12 hours after sign-in the session ends");
+    assert!(
+        !app.is_signed_in().await,
+        "12 hours after sign-in the session ends"
+    );
 }
 
 #[sqlx::test(migrator = "server::startup::MIGRATOR")]

@@ -1,8 +1,8 @@
 //! The person behind the current request and the scopes they may act in.
 
+use crate::api::viewer::{MembershipView, Viewer};
 use crate::domain::role::{Permission, TenantRole};
 use crate::error::AppError;
-use crate::api::viewer::{MembershipView, Viewer};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -41,6 +41,16 @@ pub struct TenantScope {
 }
 
 impl TenantScope {
+    /// Tests of the data layer make scopes directly; nothing else may.
+    #[cfg(test)]
+    pub(crate) fn for_test(tenant_id: Uuid, person_id: Uuid, role: TenantRole) -> TenantScope {
+        TenantScope {
+            tenant_id,
+            person_id,
+            role,
+        }
+    }
+
     pub fn tenant_id(&self) -> Uuid {
         self.tenant_id
     }
@@ -59,6 +69,11 @@ pub struct OperatorScope {
 }
 
 impl OperatorScope {
+    #[cfg(test)]
+    pub(crate) fn for_test(person_id: Uuid) -> OperatorScope {
+        OperatorScope { person_id }
+    }
+
     pub fn person_id(&self) -> Uuid {
         self.person_id
     }
@@ -67,7 +82,11 @@ impl OperatorScope {
 impl Principal {
     /// The scope for acting in tenant `slug` with `permission`. A tenant the person does
     /// not belong to is reported as not found, so its existence is not revealed.
-    pub fn tenant_scope(&self, slug: &str, permission: Permission) -> Result<TenantScope, AppError> {
+    pub fn tenant_scope(
+        &self,
+        slug: &str,
+        permission: Permission,
+    ) -> Result<TenantScope, AppError> {
         let m = self
             .memberships
             .iter()

@@ -114,10 +114,7 @@ pub async fn resume(
 
 /// Ends the session on the server. Returns the ID token for the provider's logout.
 pub async fn end(session: &Session) -> Result<Option<String>, tower_sessions::session::Error> {
-    let token = session
-        .get::<AuthSession>(KEY)
-        .await?
-        .map(|a| a.id_token);
+    let token = session.get::<AuthSession>(KEY).await?.map(|a| a.id_token);
     session.flush().await?;
     Ok(token)
 }

@@ -10,6 +10,9 @@ pub mod secret;
 pub mod shards;
 pub mod tenants;
 
+#[cfg(test)]
+mod tests;
+
 use crate::auth::{OperatorScope, TenantScope};
 use sqlx::{PgPool, Postgres, Transaction};
 use uuid::Uuid;
@@ -19,11 +22,13 @@ pub type Tx = Transaction<'static, Postgres>;
 /// A transaction that sees only the rows of the scope's tenant.
 pub async fn tenant_tx(pool: &PgPool, scope: &TenantScope) -> Result<Tx, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query("select set_config('app.tenant_id', $1, true), set_config('app.person_id', $2, true)")
-        .bind(scope.tenant_id().to_string())
-        .bind(scope.person_id().to_string())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "select set_config('app.tenant_id', $1, true), set_config('app.person_id', $2, true)",
+    )
+    .bind(scope.tenant_id().to_string())
+    .bind(scope.person_id().to_string())
+    .execute(&mut *tx)
+    .await?;
     Ok(tx)
 }
 

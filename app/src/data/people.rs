@@ -110,7 +110,10 @@ struct MembershipRow {
 }
 
 /// The person with their memberships, as the current request should see them.
-pub async fn load_principal(pool: &PgPool, person_id: Uuid) -> Result<Option<Principal>, sqlx::Error> {
+pub async fn load_principal(
+    pool: &PgPool,
+    person_id: Uuid,
+) -> Result<Option<Principal>, sqlx::Error> {
     let mut tx = person_tx(pool, person_id).await?;
     let Some(person) = sqlx::query_as::<_, PersonRow>(
         "select id, display_name, email, is_operator from person where id = $1",
@@ -124,7 +127,7 @@ pub async fn load_principal(pool: &PgPool, person_id: Uuid) -> Result<Option<Pri
     let rows = sqlx::query_as::<_, MembershipRow>(
         "select m.tenant_id, t.slug, t.display_name, m.role, m.source
          from membership m join tenant t on t.id = m.tenant_id
-         where m.person_id = $1 and t.status = 'active'
+         where m.person_id = $1
          order by t.display_name, t.slug",
     )
     .bind(person_id)

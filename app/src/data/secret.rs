@@ -69,7 +69,10 @@ mod tests {
         let a = SecretBox::new(&[7u8; 32]).unwrap();
         let b = SecretBox::new(&[8u8; 32]).unwrap();
         let sealed = a.seal("hskey-api-secret");
-        assert!(!sealed.windows(6).any(|w| w == b"hskey-"), "plaintext leaked");
+        assert!(
+            !sealed.windows(6).any(|w| w == b"hskey-"),
+            "plaintext leaked"
+        );
         assert_eq!(a.open(&sealed).unwrap(), "hskey-api-secret");
         assert_eq!(b.open(&sealed), Err(SecretError::Unseal));
     }

@@ -1,7 +1,7 @@
 //! Shards (Headscale servers). Operator data: not tenant-owned.
 
-use super::{operator_tx, system_tx};
 use super::secret::SecretBox;
+use super::{operator_tx, system_tx};
 use crate::api::operator::ShardListRow;
 use crate::auth::OperatorScope;
 use sqlx::PgPool;
@@ -18,7 +18,12 @@ pub struct NewShard {
 }
 
 /// Creates or updates a shard by `cluster_id`; the API key is sealed before it is stored.
-pub async fn upsert(pool: &PgPool, secrets: &SecretBox, shard: &NewShard, api_key: &str) -> Result<Uuid, sqlx::Error> {
+pub async fn upsert(
+    pool: &PgPool,
+    secrets: &SecretBox,
+    shard: &NewShard,
+    api_key: &str,
+) -> Result<Uuid, sqlx::Error> {
     let sealed = secrets.seal(api_key);
     let mut tx = system_tx(pool).await?;
     let id = sqlx::query_scalar(

@@ -1,8 +1,8 @@
 //! Tenants: the tenant's own view (scoped) and the operator's list.
 
 use super::{operator_tx, system_tx, tenant_tx};
-use crate::api::tenant::{MemberRow, ShardSummary, TenantOverview};
 use crate::api::operator::TenantListRow;
+use crate::api::tenant::{MemberRow, ShardSummary, TenantOverview};
 use crate::auth::{OperatorScope, TenantScope};
 use crate::domain::role::TenantRole;
 use crate::domain::tenant::{TenantCode, TenantSlug};
@@ -33,7 +33,10 @@ struct MemberDbRow {
 
 /// The tenant's dashboard facts. Note the query has no tenant filter of its own beyond
 /// the scope: row-level security limits it to the scope's tenant.
-pub async fn overview(pool: &PgPool, scope: &TenantScope) -> Result<Option<TenantOverview>, sqlx::Error> {
+pub async fn overview(
+    pool: &PgPool,
+    scope: &TenantScope,
+) -> Result<Option<TenantOverview>, sqlx::Error> {
     let mut tx = tenant_tx(pool, scope).await?;
     let Some(row) = sqlx::query_as::<_, OverviewRow>(
         "select t.slug, t.code, t.display_name, t.plan, t.region, t.status,
@@ -66,13 +69,20 @@ pub async fn overview(pool: &PgPool, scope: &TenantScope) -> Result<Option<Tenan
         region: row.region,
         suspended: row.status == "suspended",
         your_role: scope.role(),
-        shard: match (row.shard_cluster_id, row.shard_name, row.shard_region, row.shard_login_server_url) {
-            (Some(cluster_id), Some(name), Some(region), Some(login_server_url)) => Some(ShardSummary {
-                cluster_id,
-                name,
-                region,
-                login_server_url,
-            }),
+        shard: match (
+            row.shard_cluster_id,
+            row.shard_name,
+            row.shard_region,
+            row.shard_login_server_url,
+        ) {
+            (Some(cluster_id), Some(name), Some(region), Some(login_server_url)) => {
+                Some(ShardSummary {
+                    cluster_id,
+                    name,
+                    region,
+                    login_server_url,
+                })
+            }
             _ => None,
         },
         members: members
@@ -99,7 +109,10 @@ struct ListRow {
     members: i64,
 }
 
-pub async fn list_all(pool: &PgPool, scope: &OperatorScope) -> Result<Vec<TenantListRow>, sqlx::Error> {
+pub async fn list_all(
+    pool: &PgPool,
+    scope: &OperatorScope,
+) -> Result<Vec<TenantListRow>, sqlx::Error> {
     let mut tx = operator_tx(pool, scope).await?;
     let rows = sqlx::query_as::<_, ListRow>(
         "select t.slug, t.code, t.display_name, t.plan, t.region, t.status,

@@ -107,7 +107,10 @@ mod tests {
             ["tenant:acme:it_admin", "tenant:acme:member"],
         ] {
             let m = RoleMapping::default().map(&groups(&order));
-            assert_eq!(m.tenant_roles.get(&slug("acme")), Some(&TenantRole::ItAdmin));
+            assert_eq!(
+                m.tenant_roles.get(&slug("acme")),
+                Some(&TenantRole::ItAdmin)
+            );
         }
     }
 

@@ -61,8 +61,10 @@ impl TenantCode {
         if ok_len && ok_chars && starts_letter {
             Ok(TenantCode(s.to_string()))
         } else {
-            Err("A tenant code is 4 to 8 lowercase letters or digits and starts with a letter."
-                .into())
+            Err(
+                "A tenant code is 4 to 8 lowercase letters or digits and starts with a letter."
+                    .into(),
+            )
         }
     }
 
@@ -98,7 +100,9 @@ mod tests {
         assert!(TenantSlug::parse("acme").is_ok());
         assert!(TenantSlug::parse("acme-corp2").is_ok());
         assert_eq!(TenantSlug::parse(" acme ").unwrap().as_str(), "acme");
-        for bad in ["a", "Acme", "-acme", "acme-", "ac--me", "ac me", "acme.io", ""] {
+        for bad in [
+            "a", "Acme", "-acme", "acme-", "ac--me", "ac me", "acme.io", "",
+        ] {
             assert!(TenantSlug::parse(bad).is_err(), "{bad} should be refused");
         }
     }

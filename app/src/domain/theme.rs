@@ -54,7 +54,10 @@ mod tests {
             Theme::from_cookie_header("a=b; portal_theme=dark; c=d"),
             Theme::Dark
         );
-        assert_eq!(Theme::from_cookie_header("portal_theme=purple"), Theme::System);
+        assert_eq!(
+            Theme::from_cookie_header("portal_theme=purple"),
+            Theme::System
+        );
         assert_eq!(Theme::from_cookie_header(""), Theme::System);
     }
 }

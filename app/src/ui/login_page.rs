@@ -91,7 +91,12 @@ mod tests {
     #[test]
     fn only_local_paths_are_return_targets() {
         assert_eq!(safe_return_path(Some("/t/acme".into())), "/t/acme");
-        for bad in ["https://evil.example/", "//evil.example", "/\\evil", "t/acme"] {
+        for bad in [
+            "https://evil.example/",
+            "//evil.example",
+            "/\\evil",
+            "t/acme",
+        ] {
             assert_eq!(safe_return_path(Some(bad.into())), "/", "{bad}");
         }
         assert_eq!(safe_return_path(None), "/");
@@ -99,6 +104,9 @@ mod tests {
 
     #[test]
     fn return_paths_are_escaped_into_the_login_link() {
-        assert_eq!(url_escape("/auth/login?next=", "/t/a b?x=1&y"), "/auth/login?next=/t/a%20b%3Fx%3D1%26y");
+        assert_eq!(
+            url_escape("/auth/login?next=", "/t/a b?x=1&y"),
+            "/auth/login?next=/t/a%20b%3Fx%3D1%26y"
+        );
     }
 }

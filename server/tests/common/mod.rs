@@ -97,7 +97,9 @@ impl TestApp {
     pub async fn spawn_with(owner: PgPool, idp: Idp, tweak: impl FnOnce(&mut Config)) -> TestApp {
         server::telemetry::init(false);
         seed_tenants(&owner).await;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let base = format!("http://{addr}");
         let mut config = Config {
@@ -115,7 +117,8 @@ impl TestApp {
             role_mapping: RoleMapping::default(),
             session_idle: Duration::minutes(30),
             session_absolute: Duration::hours(12),
-            site_root: std::env::var("PORTAL_SITE_ROOT").unwrap_or_else(|_| "../target/site".into()),
+            site_root: std::env::var("PORTAL_SITE_ROOT")
+                .unwrap_or_else(|_| "../target/site".into()),
             log_json: false,
             db_max_connections: 5,
         };
@@ -153,15 +156,24 @@ impl TestApp {
             if url.starts_with(&self.url("/auth/callback")) {
                 return url;
             }
-            let res = self.http.get(&url).send().await.expect("GET during sign-in");
+            let res = self
+                .http
+                .get(&url)
+                .send()
+                .await
+                .expect("GET during sign-in");
             if res.status().is_redirection() {
                 url = resolve(&url, res.headers());
                 continue;
             }
             assert_eq!(res.status(), StatusCode::OK, "unexpected page at {url}");
-            assert!(!posted, "the provider showed its form again at {url}: wrong password?");
+            assert!(
+                !posted,
+                "the provider showed its form again at {url}: wrong password?"
+            );
             let html = res.text().await.expect("body");
-            let action = form_action(&html).unwrap_or_else(|| panic!("no login form at {url}: {html}"));
+            let action =
+                form_action(&html).unwrap_or_else(|| panic!("no login form at {url}: {html}"));
             let action = resolve_str(&url, &action);
             let res = self
                 .http
@@ -176,7 +188,10 @@ impl TestApp {
             } else {
                 let status = res.status();
                 let body = res.text().await.unwrap_or_default();
-                panic!("login form answered {status}: {}", &body[..body.len().min(400)]);
+                panic!(
+                    "login form answered {status}: {}",
+                    &body[..body.len().min(400)]
+                );
             }
         }
         panic!("sign-in did not reach the callback");
@@ -194,9 +209,14 @@ impl TestApp {
     }
 
     pub async fn sign_in(&self, user: &str) {
-        let callback = self.sign_in_until_callback(user, &format!("{user}-demo")).await;
+        let callback = self
+            .sign_in_until_callback(user, &format!("{user}-demo"))
+            .await;
         let location = self.visit_callback(&callback).await;
-        assert_eq!(location, "/t/acme", "sign-in should return to the requested page");
+        assert_eq!(
+            location, "/t/acme",
+            "sign-in should return to the requested page"
+        );
     }
 
     /// True when a protected page is served (not redirected to the login page).
@@ -205,7 +225,11 @@ impl TestApp {
         match res.status() {
             StatusCode::OK | StatusCode::NOT_FOUND | StatusCode::FORBIDDEN => true,
             StatusCode::SEE_OTHER => {
-                let loc = res.headers().get(LOCATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+                let loc = res
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
                 assert!(loc.starts_with("/login"), "unexpected redirect to {loc}");
                 false
             }

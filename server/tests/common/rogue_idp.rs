@@ -46,7 +46,9 @@ pub struct RogueIdp(Arc<Inner>);
 
 impl RogueIdp {
     pub async fn start(client_id: &str) -> RogueIdp {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let issuer = format!("http://{addr}/application/o/rogue/");
         let mut rng = rand::thread_rng();
@@ -60,7 +62,10 @@ impl RogueIdp {
         }));
         let prefix = "/application/o/rogue";
         let router = Router::new()
-            .route(&format!("{prefix}/.well-known/openid-configuration"), get(discovery))
+            .route(
+                &format!("{prefix}/.well-known/openid-configuration"),
+                get(discovery),
+            )
             .route(&format!("{prefix}/jwks"), get(jwks))
             .route(&format!("{prefix}/authorize"), get(authorize))
             .route(&format!("{prefix}/token"), post(token))
@@ -106,7 +111,10 @@ async fn jwks(State(idp): State<RogueIdp>) -> Json<Value> {
     Json(json!({ "keys": [jwk(&idp.0.published, "published")] }))
 }
 
-async fn authorize(State(idp): State<RogueIdp>, Query(q): Query<HashMap<String, String>>) -> impl IntoResponse {
+async fn authorize(
+    State(idp): State<RogueIdp>,
+    Query(q): Query<HashMap<String, String>>,
+) -> impl IntoResponse {
     *idp.0.last_nonce.lock().unwrap() = q.get("nonce").cloned();
     let mut target = url::Url::parse(q.get("redirect_uri").expect("redirect_uri")).expect("url");
     target

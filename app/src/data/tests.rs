@@ -1,0 +1,174 @@
+//! Cross-tenant tests of the data layer, against a fresh database per test and through
+//! the application role, so row-level security is in force as in production.
+
+use crate::auth::{OperatorScope, TenantScope};
+use crate::data::people::{load_principal, record_login, LoginFacts};
+use crate::data::secret::SecretBox;
+use crate::data::{shards, tenants};
+use crate::domain::groups::RoleMapping;
+use crate::domain::role::TenantRole;
+use crate::domain::tenant::{TenantCode, TenantSlug};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// The test database as the application role (not the owner sqlx::test connects as).
+fn app_pool(owner: &PgPool) -> PgPool {
+    let user = std::env::var("TEST_APP_DB_USER").unwrap_or_else(|_| "portal_app".into());
+    let password = std::env::var("TEST_APP_DB_PASSWORD").unwrap_or_else(|_| "portal_app".into());
+    let options = owner
+        .connect_options()
+        .as_ref()
+        .clone()
+        .username(&user)
+        .password(&password);
+    PgPoolOptions::new()
+        .max_connections(2)
+        .connect_lazy_with(options)
+}
+
+async fn tenant(pool: &PgPool, slug: &str, code: &str) -> Uuid {
+    tenants::upsert(
+        pool,
+        &TenantSlug::parse(slug).unwrap(),
+        &TenantCode::parse(code).unwrap(),
+        &slug.to_uppercase(),
+        "starter",
+        "local",
+        None,
+    )
+    .await
+    .unwrap()
+}
+
+async fn login(pool: &PgPool, subject: &str, groups: &[&str]) -> Uuid {
+    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    record_login(
+        pool,
+        &LoginFacts {
+            issuer: "https://idp.example/application/o/portal/".into(),
+            subject: subject.into(),
+            email: Some(format!("{subject}@example.com")),
+            display_name: subject.into(),
+            roles: RoleMapping::default().map(&groups),
+        },
+    )
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_tenant_scope_never_sees_another_tenants_overview(owner: PgPool) {
+    let pool = app_pool(&owner);
+    let acme = tenant(&pool, "acme", "t7k2").await;
+    let globex = tenant(&pool, "globex", "g4x9").await;
+    let alice = login(&pool, "alice", &["tenant:acme:admin"]).await;
+    login(&pool, "gina", &["tenant:globex:admin"]).await;
+
+    let acme_scope = TenantScope::for_test(acme, alice, TenantRole::Admin);
+    let o = tenants::overview(&pool, &acme_scope)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(o.slug, "acme");
+    assert_eq!(o.members.len(), 1);
+    assert_eq!(o.members[0].display_name, "alice");
+
+    assert!(!o.suspended);
+    assert!(
+        o.members.iter().all(|m| m.display_name != "gina"),
+        "globex's members never appear in acme's overview"
+    );
+    // Scopes are only made after the membership check, which refuses alice for globex.
+    let _ = globex;
+    let principal = load_principal(&pool, alice).await.unwrap().unwrap();
+    assert!(principal
+        .tenant_scope("globex", crate::domain::role::Permission::View)
+        .is_err());
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn idp_groups_replace_idp_memberships_and_keep_portal_grants(owner: PgPool) {
+    let pool = app_pool(&owner);
+    let acme = tenant(&pool, "acme", "t7k2").await;
+    let globex = tenant(&pool, "globex", "g4x9").await;
+    tenant(&pool, "initech", "i5n1").await;
+    let carol = login(
+        &pool,
+        "carol",
+        &["tenant:acme:admin", "tenant:globex:auditor"],
+    )
+    .await;
+
+    // A grant made in the portal for a third tenant.
+    sqlx::query(
+        "insert into membership (tenant_id, person_id, role, source)
+         select id, $1, 'member', 'portal' from tenant where slug = 'initech'",
+    )
+    .bind(carol)
+    .execute(&owner)
+    .await
+    .unwrap();
+
+    // Next sign-in: the IdP no longer lists globex, and changes the acme role.
+    let again = login(&pool, "carol", &["tenant:acme:member", "tenant:nope:admin"]).await;
+    assert_eq!(again, carol, "same issuer and subject: same person");
+    let p = load_principal(&pool, carol).await.unwrap().unwrap();
+    let mut seen: Vec<(String, TenantRole, bool)> = p
+        .memberships
+        .iter()
+        .map(|m| (m.slug.clone(), m.role, m.from_idp))
+        .collect();
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        seen,
+        vec![
+            ("acme".into(), TenantRole::Member, true),
+            ("initech".into(), TenantRole::Member, false),
+        ]
+    );
+    let _ = (acme, globex);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn only_operators_list_all_tenants_and_shards(owner: PgPool) {
+    let pool = app_pool(&owner);
+    tenant(&pool, "acme", "t7k2").await;
+    tenant(&pool, "globex", "g4x9").await;
+    let secrets = SecretBox::new(&[1u8; 32]).unwrap();
+    shards::upsert(
+        &pool,
+        &secrets,
+        &shards::NewShard {
+            cluster_id: "hs-a".into(),
+            name: "A".into(),
+            region: "eu".into(),
+            login_server_url: "https://a.example".into(),
+            api_url: "https://a.example".into(),
+            node_capacity: 300,
+        },
+        "hskey-api-secret-value",
+    )
+    .await
+    .unwrap();
+    let op = OperatorScope::for_test(Uuid::new_v4());
+    let listed = tenants::list_all(&pool, &op).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    let s = shards::list(&pool, &op).await.unwrap();
+    assert_eq!(s.len(), 1);
+
+    // The API key is stored sealed, never in plain text.
+    let sealed: Vec<u8> = sqlx::query_scalar("select api_key_sealed from shard")
+        .fetch_one(&owner)
+        .await
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&sealed).contains("hskey-api-secret-value"));
+    assert_eq!(secrets.open(&sealed).unwrap(), "hskey-api-secret-value");
+
+    // Without the operator setting the app role sees no tenant at all.
+    let n: i64 = sqlx::query_scalar("select count(*) from tenant")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}
