@@ -94,3 +94,33 @@ pub fn ErrorPanel(error: AppError) -> impl IntoView {
 pub fn Loading() -> impl IntoView {
     view! { <p class="text-sm text-slate-500" aria-live="polite">"Loading…"</p> }
 }
+
+/// Shows a server-function resource: a loading line, then `render` of its value or the
+/// error page for its error (with the HTTP status the server function set).
+#[component]
+pub fn Loaded<T, F, V>(resource: Resource<Result<T, AppError>>, render: F) -> impl IntoView
+where
+    T: Clone + Send + Sync + serde::Serialize + serde::de::DeserializeOwned + 'static,
+    F: Fn(T) -> V + Clone + Send + Sync + 'static,
+    V: IntoView + 'static,
+{
+    view! {
+        <Transition fallback=Loading>
+            {move || {
+                let render = render.clone();
+                Suspend::new(async move {
+                    match resource.await {
+                        Ok(value) => render(value).into_any(),
+                        Err(e) => {
+                            view! {
+                                <leptos_meta::Title text="Error" />
+                                <ErrorPanel error=e />
+                            }
+                                .into_any()
+                        }
+                    }
+                })
+            }}
+        </Transition>
+    }
+}

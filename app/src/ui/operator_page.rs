@@ -1,23 +1,14 @@
 //! `/operator`: the service-wide view, only for operators.
 
 use crate::api::operator::{get_operator_overview, OperatorOverview};
-use crate::ui::common::{Badge, Card, ErrorPanel, Loading, PageHeader, Tone};
+use crate::ui::common::{Badge, Card, Loaded, PageHeader, Tone};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
 #[component]
 pub fn OperatorPage() -> impl IntoView {
     let overview = Resource::new(|| (), |_| get_operator_overview());
-    view! {
-        <Transition fallback=Loading>
-            {move || Suspend::new(async move {
-                match overview.await {
-                    Ok(o) => view! { <Overview overview=o /> }.into_any(),
-                    Err(e) => view! { <Title text="Error" /><ErrorPanel error=e /> }.into_any(),
-                }
-            })}
-        </Transition>
-    }
+    view! { <Loaded resource=overview render=|o| view! { <Overview overview=o /> } /> }
 }
 
 #[component]

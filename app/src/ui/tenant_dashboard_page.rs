@@ -1,7 +1,7 @@
 //! `/t/:slug`: the tenant's home: who you are here, where the tailnet lives, who is in it.
 
 use crate::api::tenant::{get_tenant_overview, TenantOverview};
-use crate::ui::common::{Badge, Card, ErrorPanel, Loading, PageHeader, Tone};
+use crate::ui::common::{Badge, Card, Loaded, PageHeader, Tone};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
@@ -13,16 +13,7 @@ pub fn TenantDashboardPage() -> impl IntoView {
         move || params.read().get("slug").unwrap_or_default(),
         get_tenant_overview,
     );
-    view! {
-        <Transition fallback=Loading>
-            {move || Suspend::new(async move {
-                match overview.await {
-                    Ok(o) => view! { <Dashboard overview=o /> }.into_any(),
-                    Err(e) => view! { <Title text="Error" /><ErrorPanel error=e /> }.into_any(),
-                }
-            })}
-        </Transition>
-    }
+    view! { <Loaded resource=overview render=|o| view! { <Dashboard overview=o /> } /> }
 }
 
 #[component]
