@@ -34,7 +34,10 @@ ensure_node_modules() {
   local stamp="$ROOT/node_modules/.package-lock.json"
   if [[ ! -f "$stamp" || "$ROOT/package-lock.json" -nt "$stamp" ]]; then
     log "installing npm packages"
-    (cd "$ROOT" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund >&2)
+    # `npm install`, not `npm ci`: npm 11 calls a lock file without the other
+    # platforms' optional Tailwind binaries "out of sync" and `ci` refuses it; `install`
+    # honours the same lock (and leaves it unchanged).
+    (cd "$ROOT" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund >&2)
   fi
 }
 
