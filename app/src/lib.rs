@@ -15,6 +15,8 @@ pub mod auth;
 #[cfg(feature = "ssr")]
 pub mod data;
 #[cfg(feature = "ssr")]
+pub mod headscale;
+#[cfg(feature = "ssr")]
 pub mod state;
 
 pub use ui::app::{shell, App};
