@@ -101,10 +101,24 @@ impl FromServerFnError for AppError {
 
 /// Sets the HTTP status of the current server response to match the error and returns
 /// the error, so server functions can `return Err(fail(e))`.
+///
+/// Except for a plain form post (JavaScript off) to a server function: Leptos answers
+/// that with a redirect back to the form's page carrying the error in the URL, and a
+/// browser only follows a redirect status.
 #[cfg(feature = "ssr")]
 pub fn fail(err: AppError) -> AppError {
-    if let Some(res) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
-        res.set_status(err.status());
+    use leptos::prelude::use_context;
+    let form_post = use_context::<http::request::Parts>().is_some_and(|p| {
+        p.uri.path().starts_with("/api/")
+            && p.headers
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("text/html"))
+    });
+    if !form_post {
+        if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+            res.set_status(err.status());
+        }
     }
     err
 }

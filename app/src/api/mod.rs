@@ -3,5 +3,6 @@
 
 pub mod operator;
 pub mod preferences;
+pub mod shards;
 pub mod tenant;
 pub mod viewer;

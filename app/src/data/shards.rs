@@ -83,3 +83,85 @@ pub async fn list(pool: &PgPool, scope: &OperatorScope) -> Result<Vec<ShardListR
         })
         .collect())
 }
+
+#[derive(sqlx::FromRow)]
+struct DetailRow {
+    cluster_id: String,
+    name: String,
+    region: String,
+    login_server_url: String,
+    api_url: String,
+    node_capacity: i32,
+    status: String,
+    api_key_sealed: Vec<u8>,
+    tenants: Vec<String>,
+}
+
+/// One shard with its sealed API key (which never leaves the server).
+pub async fn get(
+    pool: &PgPool,
+    scope: &OperatorScope,
+    cluster_id: &str,
+) -> Result<Option<(crate::api::shards::ShardDetail, Vec<u8>)>, sqlx::Error> {
+    let mut tx = operator_tx(pool, scope).await?;
+    let row = sqlx::query_as::<_, DetailRow>(
+        "select s.cluster_id, s.name, s.region, s.login_server_url, s.api_url, s.node_capacity,
+                s.status, s.api_key_sealed,
+                coalesce(array(select t.slug from tenant t where t.shard_id = s.id order by t.slug), '{}') as tenants
+         from shard s where s.cluster_id = $1",
+    )
+    .bind(cluster_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(row.map(|r| {
+        (
+            crate::api::shards::ShardDetail {
+                cluster_id: r.cluster_id,
+                name: r.name,
+                region: r.region,
+                login_server_url: r.login_server_url,
+                api_url: r.api_url,
+                node_capacity: r.node_capacity,
+                status: r.status,
+                tenants: r.tenants,
+            },
+            r.api_key_sealed,
+        )
+    }))
+}
+
+/// Saves a shard from the operator screens (create or update by `cluster_id`).
+pub async fn save(
+    pool: &PgPool,
+    scope: &OperatorScope,
+    secrets: &SecretBox,
+    shard: &NewShard,
+    api_key: &str,
+    status: crate::domain::shard::ShardStatus,
+) -> Result<Uuid, sqlx::Error> {
+    let sealed = secrets.seal(api_key);
+    let mut tx = operator_tx(pool, scope).await?;
+    let id = sqlx::query_scalar(
+        "insert into shard (cluster_id, name, region, login_server_url, api_url, api_key_sealed, node_capacity, status)
+         values ($1, $2, $3, $4, $5, $6, $7, $8)
+         on conflict on constraint shard_cluster_id_key do update
+           set name = excluded.name, region = excluded.region,
+               login_server_url = excluded.login_server_url, api_url = excluded.api_url,
+               api_key_sealed = excluded.api_key_sealed, node_capacity = excluded.node_capacity,
+               status = excluded.status, updated_at = now()
+         returning id",
+    )
+    .bind(&shard.cluster_id)
+    .bind(&shard.name)
+    .bind(&shard.region)
+    .bind(&shard.login_server_url)
+    .bind(&shard.api_url)
+    .bind(sealed)
+    .bind(shard.node_capacity)
+    .bind(status.as_str())
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}

@@ -2,5 +2,6 @@
 
 pub mod groups;
 pub mod role;
+pub mod shard;
 pub mod tenant;
 pub mod theme;

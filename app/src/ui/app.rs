@@ -8,6 +8,8 @@ use crate::ui::layout::Layout;
 use crate::ui::login_page::{LoginPage, SignedOutPage};
 use crate::ui::not_found_page::NotFoundPage;
 use crate::ui::operator_page::OperatorPage;
+use crate::ui::shard_detail_page::ShardDetailPage;
+use crate::ui::shard_new_page::ShardNewPage;
 use crate::ui::tenant_dashboard_page::TenantDashboardPage;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Html, MetaTags, Stylesheet, Title};
@@ -86,6 +88,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/signed-out") view=SignedOutPage ssr=SsrMode::Async />
                     <Route path=path!("/t/:slug") view=TenantDashboardPage ssr=SsrMode::Async />
                     <Route path=path!("/operator") view=OperatorPage ssr=SsrMode::Async />
+                    <Route path=path!("/operator/shards/new") view=ShardNewPage ssr=SsrMode::Async />
+                    <Route path=path!("/operator/shards/:cluster_id") view=ShardDetailPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

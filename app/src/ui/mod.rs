@@ -7,4 +7,7 @@ pub mod layout;
 pub mod login_page;
 pub mod not_found_page;
 pub mod operator_page;
+pub mod shard_detail_page;
+pub mod shard_form;
+pub mod shard_new_page;
 pub mod tenant_dashboard_page;

@@ -18,6 +18,9 @@ fn Overview(overview: OperatorOverview) -> impl IntoView {
         <Title text="Operator" />
         <PageHeader title="Operator" subtitle="Every shard and tenant of the service." />
         <div class="space-y-6">
+            <div class="flex justify-end">
+                <a href="/operator/shards/new" class="btn-primary">"Add shard"</a>
+            </div>
             <Card title=format!("Shards ({})", o.shards.len())>
                 <table class="w-full text-left text-sm">
                     <caption class="sr-only">"Shards"</caption>
@@ -29,7 +32,7 @@ fn Overview(overview: OperatorOverview) -> impl IntoView {
                             let tone = match s.status.as_str() { "active" => Tone::Good, "draining" => Tone::Warn, _ => Tone::Bad };
                             view! {
                                 <tr>
-                                    <td class="py-2"><code>{s.cluster_id.clone()}</code></td>
+                                    <td class="py-2"><a class="font-medium text-indigo-700 hover:underline dark:text-indigo-300" href=format!("/operator/shards/{}", s.cluster_id)><code>{s.cluster_id.clone()}</code></a></td>
                                     <td>{s.name.clone()}</td>
                                     <td>{s.region.clone()}</td>
                                     <td class="break-all text-xs"><code>{s.login_server_url.clone()}</code></td>

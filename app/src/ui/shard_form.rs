@@ -1,0 +1,90 @@
+//! The add/edit form of a shard (operator). A plain ActionForm: works without JavaScript,
+//! and errors come back into the form either way.
+
+use crate::api::shards::{SaveShard, ShardDetail};
+use leptos::prelude::*;
+
+const INPUT: &str = "mt-1 block w-full rounded-md border border-slate-300 bg-white px-3 py-2 text-sm shadow-sm focus:border-indigo-500 focus:outline-none focus:ring-1 focus:ring-indigo-500 dark:border-slate-700 dark:bg-slate-950";
+
+#[component]
+fn Field(
+    #[prop(into)] id: String,
+    #[prop(into)] label: String,
+    #[prop(into)] help: String,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <div>
+            <label for=id.clone() class="block text-sm font-medium">{label}</label>
+            {children()}
+            <p id=format!("{id}-help") class="mt-1 text-xs text-slate-500 dark:text-slate-400">{help}</p>
+        </div>
+    }
+}
+
+#[component]
+pub fn ShardForm(existing: Option<ShardDetail>) -> impl IntoView {
+    let action = ServerAction::<SaveShard>::new();
+    let editing = existing.is_some();
+    let e = existing.unwrap_or(ShardDetail {
+        cluster_id: String::new(),
+        name: String::new(),
+        region: "local".into(),
+        login_server_url: String::new(),
+        api_url: String::new(),
+        node_capacity: 500,
+        status: "active".into(),
+        tenants: vec![],
+    });
+    let error = move || action.value().get().and_then(|r| r.err());
+    let status = e.status.clone();
+    view! {
+        <ActionForm action=action attr:class="space-y-5" attr:aria-label=if editing { "Edit shard" } else { "Add shard" }>
+            <input type="hidden" name="editing" value=if editing { e.cluster_id.clone() } else { String::new() } />
+            {move || error().map(|err| view! {
+                <p role="alert" class="rounded-md border border-rose-300 bg-rose-50 px-4 py-3 text-sm text-rose-800 dark:border-rose-800 dark:bg-rose-950 dark:text-rose-200">
+                    {err.to_string()}
+                </p>
+            })}
+            <div class="grid gap-5 md:grid-cols-2">
+                <Field id="cluster_id" label="Cluster ID" help="Stable name of the shard, e.g. hs-eu-1. Cannot change later.">
+                    <input id="cluster_id" name="cluster_id" required class=INPUT value=e.cluster_id.clone() disabled=editing aria-describedby="cluster_id-help" />
+                </Field>
+                <Field id="name" label="Name" help="Shown to operators.">
+                    <input id="name" name="name" required class=INPUT value=e.name.clone() aria-describedby="name-help" />
+                </Field>
+                <Field id="region" label="Region" help="Tenants are placed in their region first.">
+                    <input id="region" name="region" required class=INPUT value=e.region.clone() aria-describedby="region-help" />
+                </Field>
+                <Field id="node_capacity" label="Node capacity" help="Devices this shard may hold. Headscale is comfortable with a few hundred.">
+                    <input id="node_capacity" name="node_capacity" type="number" min="1" required class=INPUT value=e.node_capacity.to_string() aria-describedby="node_capacity-help" />
+                </Field>
+                <Field id="login_server_url" label="Login server URL" help="What clients pass to tailscale up --login-server.">
+                    <input id="login_server_url" name="login_server_url" type="url" required class=INPUT value=e.login_server_url.clone() aria-describedby="login_server_url-help" />
+                </Field>
+                <Field id="api_url" label="API URL" help="Where the portal reaches Headscale's REST API (/api/v1).">
+                    <input id="api_url" name="api_url" type="url" required class=INPUT value=e.api_url.clone() aria-describedby="api_url-help" />
+                </Field>
+                <Field id="api_key" label="API key" help=if editing { "Write-only. Leave empty to keep the stored key." } else { "From headscale apikeys create. Stored encrypted; never shown again." }>
+                    <input id="api_key" name="api_key" type="password" autocomplete="off" required=!editing class=INPUT aria-describedby="api_key-help" />
+                </Field>
+                <Field id="status" label="Status" help="Draining keeps tenants but takes no new ones; disabled also stops syncing.">
+                    <select id="status" name="status" class=INPUT aria-describedby="status-help">
+                        {["active", "draining", "disabled"].into_iter().map(|s| view! {
+                            <option value=s selected=status == s>{s}</option>
+                        }).collect_view()}
+                    </select>
+                </Field>
+            </div>
+            <div class="flex items-center gap-3">
+                <button type="submit" class="btn-primary">
+                    {if editing { "Test connection and save" } else { "Test connection and add shard" }}
+                </button>
+                <a href="/operator" class="btn-secondary">"Cancel"</a>
+                <span class="text-sm text-slate-500" aria-live="polite">
+                    {move || action.pending().get().then_some("Testing the connection…")}
+                </span>
+            </div>
+        </ActionForm>
+    }
+}
