@@ -5,4 +5,5 @@ pub mod operator;
 pub mod preferences;
 pub mod shards;
 pub mod tenant;
+pub mod tenants;
 pub mod viewer;

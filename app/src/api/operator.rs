@@ -24,6 +24,8 @@ pub struct TenantListRow {
     pub region: String,
     pub suspended: bool,
     pub shard_cluster_id: Option<String>,
+    pub placement_reason: Option<String>,
+    pub device_quota: i32,
     pub members: i64,
 }
 

@@ -106,6 +106,8 @@ struct ListRow {
     region: String,
     status: String,
     shard_cluster_id: Option<String>,
+    placement_reason: Option<String>,
+    device_quota: i32,
     members: i64,
 }
 
@@ -116,7 +118,7 @@ pub async fn list_all(
     let mut tx = operator_tx(pool, scope).await?;
     let rows = sqlx::query_as::<_, ListRow>(
         "select t.slug, t.code, t.display_name, t.plan, t.region, t.status,
-                s.cluster_id as shard_cluster_id,
+                s.cluster_id as shard_cluster_id, t.placement_reason, t.device_quota,
                 (select count(*) from membership m where m.tenant_id = t.id) as members
          from tenant t left join shard s on s.id = t.shard_id
          order by t.slug",
@@ -134,6 +136,8 @@ pub async fn list_all(
             region: r.region,
             suspended: r.status == "suspended",
             shard_cluster_id: r.shard_cluster_id,
+            placement_reason: r.placement_reason,
+            device_quota: r.device_quota,
             members: r.members,
         })
         .collect())
@@ -169,4 +173,143 @@ pub async fn upsert(
     .await?;
     tx.commit().await?;
     Ok(id)
+}
+
+/// What the operator asked for when creating a tenant.
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub slug: TenantSlug,
+    pub display_name: String,
+    pub plan: String,
+    pub region: String,
+    pub device_quota: u32,
+    pub key_quota: u32,
+    pub dedicated: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct CandidateRow {
+    id: Uuid,
+    cluster_id: String,
+    region: String,
+    status: String,
+    node_capacity: i32,
+    committed: i64,
+    node_count: i64,
+    tenant_count: i64,
+    dedicated_code: Option<String>,
+    plans: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateTenantError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("{0}")]
+    Refused(crate::domain::placement::PlacementRefusal),
+    #[error("A tenant with the slug {0} already exists.")]
+    SlugTaken(String),
+}
+
+/// Creates a tenant and places it (docs/placement.md) in one transaction that locks the
+/// shard rows, so two creations at once cannot both take the last headroom. The code is
+/// random and immutable.
+pub async fn create(
+    pool: &PgPool,
+    scope: &OperatorScope,
+    new: &NewTenant,
+) -> Result<(TenantCode, crate::domain::placement::PlacementDecision), CreateTenantError> {
+    use crate::domain::placement::{
+        place, PlacementKind, PlacementRequest, ServedPlans, ShardCandidate,
+    };
+    use crate::domain::shard::ShardStatus;
+    let mut tx = operator_tx(pool, scope).await?;
+    let taken: bool = sqlx::query_scalar("select exists (select 1 from tenant where slug = $1)")
+        .bind(new.slug.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+    if taken {
+        return Err(CreateTenantError::SlugTaken(new.slug.to_string()));
+    }
+    let rows = sqlx::query_as::<_, CandidateRow>(
+        "select s.id, s.cluster_id, s.region, s.status, s.node_capacity,
+                coalesce((select sum(t.device_quota) from tenant t where t.shard_id = s.id), 0)::bigint as committed,
+                0::bigint as node_count,
+                (select count(*) from tenant t where t.shard_id = s.id) as tenant_count,
+                (select t.code from tenant t where t.id = s.dedicated_tenant_id) as dedicated_code,
+                s.plans
+         from shard s order by s.cluster_id for update of s",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let candidates: Vec<ShardCandidate> = rows
+        .iter()
+        .map(|r| ShardCandidate {
+            cluster_id: r.cluster_id.clone(),
+            region: r.region.clone(),
+            status: ShardStatus::parse(&r.status).unwrap_or(ShardStatus::Disabled),
+            node_capacity: r.node_capacity.max(0) as u32,
+            committed_nodes: r.committed.clamp(0, u32::MAX as i64) as u32,
+            node_count: r.node_count.clamp(0, u32::MAX as i64) as u32,
+            tenant_count: r.tenant_count.clamp(0, u32::MAX as i64) as u32,
+            dedicated_to: r
+                .dedicated_code
+                .as_deref()
+                .and_then(|c| TenantCode::parse(c).ok()),
+            plans: if r.plans.is_empty() {
+                ServedPlans::Any
+            } else {
+                ServedPlans::only(r.plans.clone())
+            },
+        })
+        .collect();
+
+    // A fresh code that no tenant has (the unique constraint is the final word).
+    let mut code = TenantCode::from_random(rand::random());
+    for _ in 0..10 {
+        let used: bool = sqlx::query_scalar("select exists (select 1 from tenant where code = $1)")
+            .bind(code.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        if !used {
+            break;
+        }
+        code = TenantCode::from_random(rand::random());
+    }
+    let mut request = PlacementRequest::new(
+        code.clone(),
+        new.plan.clone(),
+        new.region.clone(),
+        new.device_quota,
+    );
+    request.dedicated = request.dedicated || new.dedicated;
+    let decision = place(&request, &candidates).map_err(CreateTenantError::Refused)?;
+    let shard_id = rows
+        .iter()
+        .find(|r| r.cluster_id == decision.cluster_id)
+        .map(|r| r.id);
+    let tenant_id: Uuid = sqlx::query_scalar(
+        "insert into tenant (slug, code, display_name, plan, region, device_quota, key_quota, shard_id, placement_reason)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9) returning id",
+    )
+    .bind(new.slug.as_str())
+    .bind(code.as_str())
+    .bind(&new.display_name)
+    .bind(&new.plan)
+    .bind(&new.region)
+    .bind(new.device_quota as i32)
+    .bind(new.key_quota as i32)
+    .bind(shard_id)
+    .bind(&decision.reason)
+    .fetch_one(&mut *tx)
+    .await?;
+    if decision.kind == PlacementKind::Dedicated {
+        sqlx::query("update shard set dedicated_tenant_id = $1 where id = $2")
+            .bind(tenant_id)
+            .bind(shard_id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok((code, decision))
 }

@@ -1,6 +1,7 @@
 //! Pure types and rules of the portal. No I/O here, so everything is unit-testable.
 
 pub mod groups;
+pub mod placement;
 pub mod role;
 pub mod shard;
 pub mod tenant;

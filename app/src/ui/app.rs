@@ -11,6 +11,7 @@ use crate::ui::operator_page::OperatorPage;
 use crate::ui::shard_detail_page::ShardDetailPage;
 use crate::ui::shard_new_page::ShardNewPage;
 use crate::ui::tenant_dashboard_page::TenantDashboardPage;
+use crate::ui::tenant_new_page::TenantNewPage;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Html, MetaTags, Stylesheet, Title};
 use leptos_router::{
@@ -89,6 +90,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/t/:slug") view=TenantDashboardPage ssr=SsrMode::Async />
                     <Route path=path!("/operator") view=OperatorPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/shards/new") view=ShardNewPage ssr=SsrMode::Async />
+                    <Route path=path!("/operator/tenants/new") view=TenantNewPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/shards/:cluster_id") view=ShardDetailPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>

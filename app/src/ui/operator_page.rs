@@ -14,11 +14,19 @@ pub fn OperatorPage() -> impl IntoView {
 #[component]
 fn Overview(overview: OperatorOverview) -> impl IntoView {
     let o = overview;
+    let query = leptos_router::hooks::use_query_map();
+    let created = move || query.read().get("created");
     view! {
         <Title text="Operator" />
         <PageHeader title="Operator" subtitle="Every shard and tenant of the service." />
         <div class="space-y-6">
-            <div class="flex justify-end">
+            {move || created().map(|slug| view! {
+                <p role="status" class="rounded-md border border-emerald-300 bg-emerald-50 px-4 py-3 text-sm text-emerald-900 dark:border-emerald-800 dark:bg-emerald-950 dark:text-emerald-200">
+                    "Tenant " {slug} " created and placed."
+                </p>
+            })}
+            <div class="flex justify-end gap-3">
+                <a href="/operator/tenants/new" class="btn-secondary">"Create tenant"</a>
                 <a href="/operator/shards/new" class="btn-primary">"Add shard"</a>
             </div>
             <Card title=format!("Shards ({})", o.shards.len())>
@@ -49,7 +57,7 @@ fn Overview(overview: OperatorOverview) -> impl IntoView {
                 <table class="w-full text-left text-sm">
                     <caption class="sr-only">"Tenants"</caption>
                     <thead class="text-xs uppercase text-slate-500 dark:text-slate-400">
-                        <tr><th scope="col" class="py-2">"Tenant"</th><th scope="col">"Code"</th><th scope="col">"Plan"</th><th scope="col">"Region"</th><th scope="col">"Shard"</th><th scope="col">"Members"</th><th scope="col">"Status"</th></tr>
+                        <tr><th scope="col" class="py-2">"Tenant"</th><th scope="col">"Code"</th><th scope="col">"Plan"</th><th scope="col">"Region"</th><th scope="col">"Shard"</th><th scope="col">"Devices quota"</th><th scope="col">"Members"</th><th scope="col">"Status"</th></tr>
                     </thead>
                     <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
                         {o.tenants.iter().map(|t| view! {
@@ -58,7 +66,8 @@ fn Overview(overview: OperatorOverview) -> impl IntoView {
                                 <td><code>{t.code.clone()}</code></td>
                                 <td>{t.plan.clone()}</td>
                                 <td>{t.region.clone()}</td>
-                                <td>{t.shard_cluster_id.clone().unwrap_or_else(|| "not placed".into())}</td>
+                                <td title=t.placement_reason.clone().unwrap_or_default()>{t.shard_cluster_id.clone().unwrap_or_else(|| "not placed".into())}</td>
+                                <td>{t.device_quota}</td>
                                 <td>{t.members}</td>
                                 <td>{if t.suspended {
                                     view! { <Badge tone=Tone::Bad text="suspended" /> }.into_any()
