@@ -40,3 +40,8 @@ pub fn app_state() -> Result<AppState, crate::error::AppError> {
         crate::error::AppError::Internal("no-state".into())
     })
 }
+
+/// The script nonce of one response: made by the server's security middleware, which
+/// also writes the Content-Security-Policy header; the HTML shell gives it to Leptos.
+#[derive(Debug, Clone)]
+pub struct CspNonce(pub String);

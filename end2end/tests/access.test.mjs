@@ -36,6 +36,7 @@ scenario('a tenant member gets no Operator link and a 403 page at /operator', as
   await visible(page.getByRole('heading', { name: "You don't have access to this page" }));
   await absent(page.getByRole('heading', { name: 'Operator', exact: true }), 'the operator heading');
   await absent(page.getByText('hs-a'), 'shard names on the 403 page');
+  await screenshot(page, shotName('forbidden', s.js));
   // Still signed in: the way home works.
   await visible(page.getByRole('link', { name: 'Go to your home page' }));
   await page.getByRole('link', { name: 'Go to your home page' }).click();
@@ -76,6 +77,7 @@ scenario('a tenant that does not exist is a 404 page', async (s) => {
   await openExpecting(s, '/t/nope', 404);
   await visible(page.getByRole('heading', { name: 'Not found' }));
   await absent(page.getByRole('heading', { name: 'Acme Corp' }), 'a tenant heading on the 404 page');
+  await screenshot(page, shotName('not-found', s.js));
   // Still signed in.
   await visible(page.getByRole('navigation', { name: 'Main' }).getByText('Alice Admin'));
 });
@@ -98,4 +100,16 @@ scenario('an unknown page is a 404 page', async (s) => {
   await login(s, 'alice', { next: '/t/acme' });
   await openExpecting(s, '/no/such/page', 404);
   await visible(page.getByText(/not found/i));
+  await screenshot(page, shotName('unknown-page', s.js));
 });
+
+scenario(
+  "on a 404 tenant page the nav offers no Dashboard link to the missing tenant",
+  async (s) => {
+    const { page } = s;
+    await login(s, 'alice', { next: '/t/acme' });
+    await openExpecting(s, '/t/nope', 404);
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    await absent(nav.locator('a[href="/t/nope"]'), 'a Dashboard link to /t/nope');
+  },
+);

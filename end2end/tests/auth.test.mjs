@@ -83,3 +83,38 @@ scenario('signing in again after signing out asks the provider for the password 
   await onPortalPage(s, '/t/acme');
   await visible(page.getByText('Tenant acme · your role: Member'));
 });
+
+scenario('the return path after signing in stays on the portal (no open redirect)', async (s) => {
+  const { page } = s;
+  for (const next of ['//example.com/', 'https://example.com/', '/\\example.com/']) {
+    await page.goto(portal(`/login?next=${encodeURIComponent(next)}`));
+    await onPortalPage(s, '/login');
+    const href = await page.getByRole('link', { name: 'Sign in with SSO' }).getAttribute('href');
+    assert.equal(href, '/auth/login?next=/', `the SSO link for next=${next}`);
+  }
+  // Straight to the sign-in route with a foreign target: still back to the portal.
+  await page.goto(portal(`/auth/login?next=${encodeURIComponent('//example.com/')}`));
+  await providerLoginForm(s, { username: 'alice', password: 'alice-demo' });
+  await onPortalPage(s);
+  assert.equal(new URL(page.url()).pathname, '/t/acme');
+});
+
+scenario('the login page of a signed-in person goes on to the return path', async (s) => {
+  const { page } = s;
+  await login(s, 'carol', { next: '/t/acme' });
+  await page.goto(portal('/login?next=%2Ft%2Fglobex'));
+  await onPortalPage(s, '/t/globex');
+  await visible(page.getByText('Tenant globex · your role: Auditor'));
+});
+
+scenario(
+  'the signed-out page does not claim you are signed out while you are signed in',
+  async (s) => {
+    const { page } = s;
+    await login(s, 'alice');
+    await open(s, '/signed-out');
+    await onPortalPage(s);
+    // Either it sends her on, or at least it does not say she is signed out.
+    await absent(page.getByRole('heading', { name: 'You are signed out' }), '"You are signed out" while signed in');
+  },
+);

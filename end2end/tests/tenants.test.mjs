@@ -48,3 +48,15 @@ scenario('the tenant switcher of a one-tenant person lists only that tenant', as
   await visible(switcher.getByRole('link', { name: /Globex/ }));
   await absent(switcher.getByRole('link', { name: /Acme/ }), 'Acme in her switcher');
 });
+
+async function switcherCloses(s) {
+  const { page } = s;
+  await login(s, 'carol', { next: '/t/acme' });
+  await page.getByLabel('Switch tenant').click();
+  await page.getByRole('link', { name: /Globex/ }).click();
+  await onPortalPage(s, '/t/globex');
+  await visible(page.getByText('Tenant globex · your role: Auditor'));
+  const details = page.locator('details', { has: page.getByLabel('Switch tenant') });
+  assert.equal(await details.getAttribute('open'), null, 'the switcher menu is still open over the new page');
+}
+scenario('the tenant switcher closes after choosing a tenant', switcherCloses);

@@ -134,3 +134,15 @@ scenario('after a client-side page change the scheme switch still works', async 
   assert.equal(new URL(page.url()).pathname, '/t/globex');
   await visible(page.getByRole('heading', { name: 'Globex', level: 1 }));
 });
+
+scenario('the system scheme follows the operating system', async (s) => {
+  const { page } = s;
+  for (const os of ['light', 'dark']) {
+    await page.emulateMedia({ colorScheme: os });
+    await open(s, '/login');
+    await onPortalPage(s, '/login');
+    assert.equal(await htmlClass(page), 'system');
+    const bg = await page.locator('body').evaluate((el) => getComputedStyle(el).backgroundColor);
+    assert.equal(isLightColour(bg), os === 'light', `body ${bg} with the OS in ${os}`);
+  }
+});

@@ -10,6 +10,17 @@ use std::sync::Arc;
 pub struct SiteOrigin {
     pub origin: Arc<str>,
     pub https: bool,
+    /// CSP `form-action` sources: our origin and the identity provider's (the sign-out
+    /// form is answered with a redirect to the provider's logout page).
+    pub form_action: Arc<str>,
+}
+
+/// A fresh script nonce: 16 random bytes, base64url (CSP Level 3 asks for at least
+/// 128 bits).
+fn new_nonce() -> String {
+    use base64::Engine;
+    let bytes: [u8; 16] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// Every request that may change state (anything but GET, HEAD, OPTIONS) must come from
@@ -44,18 +55,22 @@ pub async fn refuse_cross_site(
     );
     (
         StatusCode::FORBIDDEN,
-        Html("<!doctype html><title>Request refused</title><h1>Request refused</h1><p>This request did not come from the portal's own pages, so nothing was changed.</p>"),
+        Html("<!doctype html><link rel=\"icon\" href=\"/favicon.svg\" type=\"image/svg+xml\"><title>Request refused</title><h1>Request refused</h1><p>This request did not come from the portal's own pages, so nothing was changed.</p>"),
     )
         .into_response()
 }
 
-/// Headers every response carries. Leptos pages set their own Content-Security-Policy
-/// with the per-response nonce; everything else gets a strict default.
+/// Headers every response carries. HTML gets a Content-Security-Policy whose script
+/// nonce is made here per response (the shell hands the same nonce to Leptos); everything
+/// else gets a strict default.
 pub async fn security_headers(
     State(site): State<SiteOrigin>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
+    let nonce = new_nonce();
+    req.extensions_mut()
+        .insert(app::state::CspNonce(nonce.clone()));
     let mut res = next.run(req).await;
     let is_html = res
         .headers()
@@ -63,6 +78,19 @@ pub async fn security_headers(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/html"));
     let h = res.headers_mut();
+    if is_html {
+        // Pages: our own scripts and styles, Leptos' inline hydration scripts by nonce,
+        // and WebAssembly compilation for the browser bundle.
+        let csp = format!(
+            "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+             style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; \
+             object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action {}",
+            site.form_action
+        );
+        if let Ok(value) = HeaderValue::from_str(&csp) {
+            h.insert(header::CONTENT_SECURITY_POLICY, value);
+        }
+    }
     let set = |h: &mut axum::http::HeaderMap, name: header::HeaderName, value: &'static str| {
         if !h.contains_key(&name) {
             h.insert(name, HeaderValue::from_static(value));

@@ -165,6 +165,7 @@ pub fn router(
     let site = SiteOrigin {
         origin: public_origin.into(),
         https: config.is_https(),
+        form_action: state.form_action_sources.clone(),
     };
 
     let store = PostgresStore::new(pool.clone())

@@ -41,26 +41,15 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// Content-Security-Policy with the nonce Leptos puts on its inline hydration scripts.
-/// Everything else (styles, the wasm bundle) comes from our own origin.
+/// Uses the nonce the server's security middleware generated for this response (and put
+/// into its Content-Security-Policy header), so Leptos' inline scripts carry the very
+/// nonce the header allows, whichever way the page is rendered.
 #[cfg(feature = "ssr")]
 fn set_security_policy() {
-    let nonce = leptos::nonce::use_nonce()
-        .map(|n| format!(" 'nonce-{n}'"))
-        .unwrap_or_default();
-    let form_action = use_context::<crate::state::AppState>()
-        .map(|s| s.form_action_sources.to_string())
-        .unwrap_or_else(|| "'self'".into());
-    let csp = format!(
-        "default-src 'self'; script-src 'self'{nonce} 'wasm-unsafe-eval'; style-src 'self'; \
-         img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; \
-         base-uri 'none'; frame-ancestors 'none'; form-action {form_action}"
-    );
-    if let (Some(res), Ok(value)) = (
-        use_context::<leptos_axum::ResponseOptions>(),
-        http::HeaderValue::from_str(&csp),
-    ) {
-        res.insert_header(http::header::CONTENT_SECURITY_POLICY, value);
+    if let Some(nonce) = use_context::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<crate::state::CspNonce>().cloned())
+    {
+        provide_context(leptos::nonce::Nonce::from_value(nonce.0));
     }
 }
 

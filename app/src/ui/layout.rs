@@ -78,13 +78,17 @@ fn SignedInNav(viewer: Viewer) -> impl IntoView {
         }
     };
     let show_switcher = !memberships.is_empty();
+    let own_slugs: Vec<String> = memberships.iter().map(|m| m.slug.clone()).collect();
+    // Only a tenant of the person's own gets a Dashboard link: `/t/<anything>` in the
+    // address bar is not a reason to link back to it.
+    let own_slug = move || slug.get().filter(|s| own_slugs.contains(s));
     view! {
         <Show when=move || show_switcher>
             <TenantSwitcher current_name=current_name.clone() memberships=memberships.clone() />
         </Show>
         <div class="flex items-center gap-4 text-sm">
             {move || {
-                slug.get()
+                own_slug()
                     .map(|s| {
                         view! {
                             <a
@@ -113,13 +117,28 @@ fn SignedInNav(viewer: Viewer) -> impl IntoView {
 }
 
 /// A disclosure menu (`<details>`), so it opens without JavaScript.
+/// A `<details>` menu stays open across a client-side navigation; close it whenever the
+/// location changes (without JavaScript every navigation is a new page anyway).
+fn close_on_navigation(menu: NodeRef<leptos::html::Details>) {
+    let location = use_location();
+    Effect::new(move |_| {
+        location.pathname.track();
+        location.search.track();
+        if let Some(details) = menu.get_untracked() {
+            let _ = details.remove_attribute("open");
+        }
+    });
+}
+
 #[component]
 fn TenantSwitcher(
     current_name: impl Fn() -> String + Send + Sync + 'static,
     memberships: Vec<crate::api::viewer::MembershipView>,
 ) -> impl IntoView {
+    let menu = NodeRef::<leptos::html::Details>::new();
+    close_on_navigation(menu);
     view! {
-        <details class="group relative">
+        <details node_ref=menu class="group relative">
             <summary
                 class="flex cursor-pointer list-none items-center gap-2 rounded-md border border-slate-300 px-3 py-1.5 text-sm hover:bg-slate-50 dark:border-slate-700 dark:hover:bg-slate-800"
                 aria-label="Switch tenant"
@@ -157,8 +176,10 @@ fn UserMenu(viewer: Viewer) -> impl IntoView {
         .next()
         .map(|c| c.to_uppercase().to_string())
         .unwrap_or_else(|| "?".into());
+    let menu = NodeRef::<leptos::html::Details>::new();
+    close_on_navigation(menu);
     view! {
-        <details class="relative">
+        <details node_ref=menu class="relative">
             <summary
                 class="flex cursor-pointer list-none items-center gap-2 text-sm"
                 aria-label="Account"

@@ -72,8 +72,18 @@ pub fn login_error_text(code: &str) -> &'static str {
 
 #[component]
 pub fn SignedOutPage() -> impl IntoView {
+    let viewer = expect_context::<ViewerResource>();
     view! {
         <Title text="Signed out" />
+        // Someone who is (again) signed in has nothing to read here.
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match viewer.await {
+                    Ok(Some(_)) => view! { <Redirect path="/" /> }.into_any(),
+                    _ => ().into_any(),
+                }
+            })}
+        </Transition>
         <div class="mx-auto mt-16 max-w-sm rounded-xl border border-slate-200 bg-white p-8 text-center shadow-sm dark:border-slate-800 dark:bg-slate-900">
             <h1 class="text-xl font-semibold tracking-tight">"You are signed out"</h1>
             <p class="mt-2 text-sm text-slate-600 dark:text-slate-400">
