@@ -4,6 +4,10 @@
 //! functions (thin: authorize → domain → data), `ui` the components. `auth` and `data`
 //! exist only on the server (feature `ssr`).
 #![recursion_limit = "256"]
+// `#[server]` generates a browser-side stub with the server function's argument list, and
+// does not carry an `allow` on the function over to it; form-backed server functions take
+// one argument per form field.
+#![cfg_attr(feature = "hydrate", allow(clippy::too_many_arguments))]
 
 pub mod api;
 pub mod domain;
