@@ -51,6 +51,26 @@ pub struct Config {
     pub site_root: String,
     pub log_json: bool,
     pub db_max_connections: u32,
+    pub sync: SyncConfig,
+}
+
+/// The background sync of shards into Postgres (`jobs::sync`).
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// Time between two syncs of a healthy shard; `None` (`PORTAL_SYNC_INTERVAL_SECONDS=0`):
+    /// this replica runs no sync (other replicas do the work).
+    pub interval: Option<std::time::Duration>,
+    /// Shards synced at once by this replica.
+    pub concurrency: usize,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            interval: Some(std::time::Duration::from_secs(15)),
+            concurrency: 4,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +134,13 @@ impl Config {
         if idle_minutes <= 0 || absolute_hours <= 0 {
             return Err(ConfigError("session timeouts must be positive".into()));
         }
+        let sync_seconds: u64 = number("PORTAL_SYNC_INTERVAL_SECONDS", 15)?;
+        let sync_concurrency: usize = number("PORTAL_SYNC_CONCURRENCY", 4)?;
+        if !(1..=64).contains(&sync_concurrency) {
+            return Err(ConfigError(
+                "PORTAL_SYNC_CONCURRENCY must be from 1 to 64".into(),
+            ));
+        }
         Ok(Config {
             bind,
             public_url,
@@ -138,6 +165,10 @@ impl Config {
             site_root: var("PORTAL_SITE_ROOT").unwrap_or_else(|| "target/site".into()),
             log_json: var("PORTAL_LOG_FORMAT").as_deref() == Some("json"),
             db_max_connections: number("PORTAL_DB_MAX_CONNECTIONS", 20)?,
+            sync: SyncConfig {
+                interval: (sync_seconds > 0).then(|| std::time::Duration::from_secs(sync_seconds)),
+                concurrency: sync_concurrency,
+            },
         })
     }
 

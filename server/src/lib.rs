@@ -1,10 +1,12 @@
 //! The axum server around the Leptos app: configuration, startup, sign-in routes,
-//! request safety, health probes and the admin command line. `main.rs` only boots.
+//! request safety, health probes, background jobs (the shard sync) and the admin
+//! command line. `main.rs` only boots.
 
 pub mod auth_layer;
 pub mod cli;
 pub mod config;
 pub mod health;
+pub mod jobs;
 pub mod oidc;
 pub mod security;
 pub mod startup;

@@ -2,6 +2,7 @@
 //! port 0 and pass their own clock).
 
 use crate::config::Config;
+use crate::jobs::sync::{SyncHandle, SyncSettings, SyncWorker};
 use crate::oidc::Oidc;
 use crate::security::SiteOrigin;
 use app::auth::clock::Clock;
@@ -68,6 +69,8 @@ pub async fn migrate(database_url: &str) -> Result<(), StartupError> {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// The background shard sync, unless `PORTAL_SYNC_INTERVAL_SECONDS=0`.
+    sync: Option<SyncHandle>,
 }
 
 impl Application {
@@ -86,8 +89,21 @@ impl Application {
             tracing::info!("migrations applied");
         }
         let pool = app_pool(config.database_url.expose(), config.db_max_connections)?;
-        let router = router(&config, pool, clock)?;
-        Ok(Application { listener, router })
+        let state = app_state(&config, pool, clock)?;
+        let router = router_with_state(&config, state.clone())?;
+        let sync = config.sync.interval.map(|interval| {
+            SyncWorker::new(
+                state.pool.clone(),
+                state.secrets.clone(),
+                SyncSettings::new(interval, config.sync.concurrency),
+            )
+            .spawn()
+        });
+        Ok(Application {
+            listener,
+            router,
+            sync,
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
@@ -95,14 +111,21 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown_signal())
-            .await
+            .await;
+        if let Some(sync) = self.sync {
+            sync.shutdown().await;
+        }
+        served
     }
 
-    /// For tests: serve until the returned handle is dropped with the runtime.
+    /// For tests: serve (and sync) until the returned handle is dropped with the runtime.
     pub fn spawn(self) -> tokio::task::JoinHandle<std::io::Result<()>> {
-        tokio::spawn(async move { axum::serve(self.listener, self.router).await })
+        tokio::spawn(async move {
+            let _sync = self.sync;
+            axum::serve(self.listener, self.router).await
+        })
     }
 }
 
@@ -125,11 +148,21 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// The routes, without background jobs (tests that need the sync start a `SyncWorker`).
 pub fn router(
     config: &Config,
     pool: PgPool,
     clock: Arc<dyn Clock>,
 ) -> Result<Router, StartupError> {
+    router_with_state(config, app_state(config, pool, clock)?)
+}
+
+/// What every handler can reach; also what the background jobs need.
+pub fn app_state(
+    config: &Config,
+    pool: PgPool,
+    clock: Arc<dyn Clock>,
+) -> Result<AppState, StartupError> {
     let secrets = SecretBox::new(&config.secret_key_bytes())
         .map_err(|e| StartupError::Other(e.to_string()))?;
     let public_origin = config.public_origin();
@@ -142,9 +175,9 @@ pub fn router(
         .site_pkg_dir("pkg")
         .site_addr(config.bind)
         .build();
-    let state = AppState {
-        leptos_options: leptos_options.clone(),
-        pool: pool.clone(),
+    Ok(AppState {
+        leptos_options,
+        pool,
         clock,
         session_policy: SessionPolicy {
             idle_timeout: config.session_idle,
@@ -152,9 +185,15 @@ pub fn router(
         },
         role_mapping: Arc::new(config.role_mapping.clone()),
         secrets: Arc::new(secrets),
-        public_origin: public_origin.clone().into(),
+        public_origin: public_origin.into(),
         form_action_sources: format!("'self' {idp_origin}").into(),
-    };
+    })
+}
+
+pub fn router_with_state(config: &Config, state: AppState) -> Result<Router, StartupError> {
+    let public_origin = config.public_origin();
+    let leptos_options = state.leptos_options.clone();
+    let pool = state.pool.clone();
     let oidc = Oidc::new(config.oidc.clone(), &config.public_url, config.is_https())
         .map_err(|e| StartupError::Other(e.to_string()))?;
     let portal = Portal {

@@ -8,6 +8,7 @@
 pub mod people;
 pub mod secret;
 pub mod shards;
+pub mod sync;
 pub mod tenants;
 
 #[cfg(test)]

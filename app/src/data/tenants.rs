@@ -234,7 +234,8 @@ pub async fn create(
     let rows = sqlx::query_as::<_, CandidateRow>(
         "select s.id, s.cluster_id, s.region, s.status, s.node_capacity,
                 coalesce((select sum(t.device_quota) from tenant t where t.shard_id = s.id), 0)::bigint as committed,
-                0::bigint as node_count,
+                (select count(*) from node n
+                  where n.shard_id = s.id and n.removed_at is null) as node_count,
                 (select count(*) from tenant t where t.shard_id = s.id) as tenant_count,
                 (select t.code from tenant t where t.id = s.dedicated_tenant_id) as dedicated_code,
                 s.plans

@@ -4,5 +4,6 @@ pub mod groups;
 pub mod placement;
 pub mod role;
 pub mod shard;
+pub mod sync;
 pub mod tenant;
 pub mod theme;

@@ -121,6 +121,7 @@ impl TestApp {
                 .unwrap_or_else(|_| "../target/site".into()),
             log_json: false,
             db_max_connections: 5,
+            sync: server::config::SyncConfig::default(),
         };
         tweak(&mut config);
         let pool = sqlx::postgres::PgPoolOptions::new()

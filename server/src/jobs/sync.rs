@@ -1,0 +1,430 @@
+//! The background sync: keeps the mirror of every shard's nodes and pre-auth keys in
+//! Postgres (DESIGN.md §1), so pages never wait on a shard.
+//!
+//! A loop claims due shards (`app::data::sync::claim_next_due`: a lease on the shard
+//! row, taken with `for update skip locked`, so replicas never sync one shard at once)
+//! and syncs each in its own task, at most `concurrency` at a time: one slow or dead
+//! shard holds one slot for at most `sync_timeout`, never the others. A sync reads the
+//! version, the nodes and the pre-auth keys through the shard's `ShardClient` and hands
+//! them to `apply_snapshot`, which writes only what changed; a failed read marks the
+//! shard unhealthy and backs off (`record_failure`). The rules for claims, backoff and
+//! online intervals are documented in `app::data::sync`.
+//!
+//! API keys: opened from their sealed form only to build a client, which keeps them out
+//! of its `Debug` output and its errors; nothing here logs one.
+
+use app::data::secret::SecretBox;
+use app::data::sync::{
+    apply_snapshot, claim_next_due, next_due_in, postpone, record_failure, release_leases,
+    FailureRecord, ShardClaim, Snapshot, SyncCounts, SyncError, SyncTiming,
+};
+use app::headscale::{ApiKey, ShardClient, ShardClientOptions};
+use sqlx::PgPool;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::instrument::WithSubscriber;
+use uuid::Uuid;
+
+/// How the sync runs.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    /// Time between two syncs of a healthy shard.
+    pub interval: Duration,
+    /// Shards synced at once by this worker.
+    pub concurrency: usize,
+    /// How long a claim holds a shard. Longer than `sync_timeout`, so a live worker never
+    /// loses its lease mid-sync; a crashed worker's shards are free again after it.
+    pub lease: Duration,
+    /// The most reading one shard (version, nodes, keys) may take; then the sync counts
+    /// as failed. Writing the result is a short database transaction after it.
+    pub sync_timeout: Duration,
+    /// A failing shard is tried again after `interval × 2^failures`, at most this.
+    pub max_backoff: Duration,
+    /// At shutdown, how long running syncs may take to finish before they are dropped.
+    pub shutdown_grace: Duration,
+    pub client_options: ShardClientOptions,
+}
+
+impl SyncSettings {
+    pub fn new(interval: Duration, concurrency: usize) -> Self {
+        // A read through the client takes at most (1 + retries) × timeout plus pauses,
+        // ~31 s with the defaults; a sync makes two rounds of reads (the version, then
+        // nodes and keys side by side).
+        let sync_timeout = Duration::from_secs(90);
+        SyncSettings {
+            interval,
+            concurrency: concurrency.max(1),
+            lease: sync_timeout + Duration::from_secs(30),
+            sync_timeout,
+            max_backoff: Duration::from_secs(300),
+            shutdown_grace: Duration::from_secs(10),
+            client_options: ShardClientOptions::default(),
+        }
+    }
+
+    fn timing(&self) -> SyncTiming {
+        SyncTiming {
+            max_backoff: self.max_backoff,
+            ..SyncTiming::new(self.interval)
+        }
+    }
+
+    /// The longest the loop sleeps when nothing is due: new shards and other replicas'
+    /// released shards are noticed at least this often.
+    fn idle_cap(&self) -> Duration {
+        self.interval
+            .min(Duration::from_secs(5))
+            .max(Duration::from_millis(50))
+    }
+}
+
+/// What one sync of one shard came to.
+#[derive(Debug, Clone)]
+pub struct SyncReport {
+    pub shard_id: Uuid,
+    pub cluster_id: String,
+    pub outcome: SyncOutcome,
+}
+
+#[derive(Debug, Clone)]
+pub enum SyncOutcome {
+    /// The mirror is up to date.
+    Synced(SyncCounts),
+    /// The shard could not be read; it is marked unhealthy and backs off.
+    Failed {
+        error: String,
+        record: FailureRecord,
+    },
+    /// Another worker took the shard over (this one was too slow); nothing was written.
+    LeaseLost,
+    /// The portal itself failed (the database); the shard is tried again later.
+    PortalError,
+}
+
+struct CachedClient {
+    /// Of the cluster id, API URL and sealed key: a changed key or URL makes a new client.
+    fingerprint: u64,
+    client: ShardClient,
+}
+
+struct Inner {
+    pool: PgPool,
+    secrets: Arc<SecretBox>,
+    settings: SyncSettings,
+    id: Uuid,
+    /// One client per shard for the life of the worker: it keeps the shard's circuit
+    /// breaker and detected version.
+    clients: Mutex<HashMap<Uuid, CachedClient>>,
+}
+
+/// The sync worker of one portal process.
+#[derive(Clone)]
+pub struct SyncWorker {
+    inner: Arc<Inner>,
+}
+
+impl SyncWorker {
+    /// `pool` needs the application role; `secrets` opens the sealed API keys.
+    pub fn new(pool: PgPool, secrets: Arc<SecretBox>, settings: SyncSettings) -> Self {
+        SyncWorker {
+            inner: Arc::new(Inner {
+                pool,
+                secrets,
+                settings,
+                id: Uuid::new_v4(),
+                clients: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The id this worker claims shards with (`shard.sync_lease_owner`).
+    pub fn id(&self) -> Uuid {
+        self.inner.id
+    }
+
+    /// Runs the sync loop in the background until the handle is shut down or dropped.
+    pub fn spawn(self) -> SyncHandle {
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(self.run(stopped).with_current_subscriber());
+        SyncHandle {
+            stop,
+            task: Some(task),
+        }
+    }
+
+    /// Claims and syncs due shards one after the other until none is due; for tests and
+    /// one-off runs.
+    pub async fn run_due_once(&self) -> Result<Vec<SyncReport>, sqlx::Error> {
+        let mut reports = Vec::new();
+        while let Some(claim) =
+            claim_next_due(&self.inner.pool, self.inner.id, self.inner.settings.lease).await?
+        {
+            reports.push(self.sync_claimed(claim).await);
+        }
+        Ok(reports)
+    }
+
+    async fn run(self, mut stop: watch::Receiver<bool>) {
+        let settings = &self.inner.settings;
+        tracing::info!(
+            worker = %self.inner.id,
+            interval_s = settings.interval.as_secs_f64(),
+            concurrency = settings.concurrency,
+            "shard sync started"
+        );
+        let slots = Arc::new(Semaphore::new(settings.concurrency));
+        let mut running = JoinSet::new();
+        loop {
+            reap(&mut running);
+            let slot = tokio::select! {
+                biased;
+                _ = stop.changed() => break,
+                slot = slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => break,
+                },
+            };
+            if *stop.borrow() {
+                break;
+            }
+            let idle = match claim_next_due(&self.inner.pool, self.inner.id, settings.lease).await {
+                Ok(Some(claim)) => {
+                    let worker = self.clone();
+                    running.spawn(
+                        async move {
+                            let _slot = slot;
+                            worker.sync_claimed(claim).await;
+                        }
+                        .with_current_subscriber(),
+                    );
+                    continue;
+                }
+                Ok(None) => match next_due_in(&self.inner.pool).await {
+                    Ok(Some(due_in)) => due_in.min(settings.idle_cap()),
+                    Ok(None) => settings.idle_cap(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not read when the next shard is due");
+                        settings.idle_cap()
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not claim a shard to sync");
+                    settings.idle_cap()
+                }
+            };
+            drop(slot);
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = tokio::time::sleep(idle.max(Duration::from_millis(50))) => {}
+            }
+        }
+
+        // Let running syncs finish for a moment; then drop them and free their shards.
+        let finished = tokio::time::timeout(settings.shutdown_grace, async {
+            while let Some(result) = running.join_next().await {
+                log_panic(result);
+            }
+        })
+        .await;
+        if finished.is_err() {
+            running.abort_all();
+            while running.join_next().await.is_some() {}
+        }
+        match release_leases(&self.inner.pool, self.inner.id).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(shards = n, "released unfinished shard syncs"),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "could not release shard leases; they run out by themselves"
+            ),
+        }
+        tracing::info!(worker = %self.inner.id, "shard sync stopped");
+    }
+
+    /// Syncs one claimed shard: read, then write the mirror or record the failure.
+    pub async fn sync_claimed(&self, claim: ShardClaim) -> SyncReport {
+        let settings = &self.inner.settings;
+        let timing = settings.timing();
+        let pool = &self.inner.pool;
+        let cluster_id = claim.cluster_id.as_str();
+        let read = match tokio::time::timeout(settings.sync_timeout, self.read(&claim)).await {
+            Ok(read) => read,
+            Err(_) => Err(format!(
+                "Shard {cluster_id} did not finish a sync within {} seconds",
+                settings.sync_timeout.as_secs()
+            )),
+        };
+        let outcome = match read {
+            Ok(snapshot) => match apply_snapshot(pool, &claim, &snapshot, &timing).await {
+                Ok(counts) => {
+                    if claim.consecutive_failures > 0 {
+                        tracing::info!(
+                            cluster_id,
+                            after_failures = claim.consecutive_failures,
+                            "shard is reachable again"
+                        );
+                    }
+                    if counts.rows_written() > 0 {
+                        tracing::info!(
+                            cluster_id,
+                            nodes = ?counts.nodes,
+                            pre_auth_keys = ?counts.pre_auth_keys,
+                            intervals_opened = counts.intervals_opened,
+                            intervals_closed = counts.intervals_closed,
+                            orphan_nodes = counts.orphan_nodes,
+                            "shard synced"
+                        );
+                    } else {
+                        tracing::debug!(cluster_id, "shard synced; nothing changed");
+                    }
+                    SyncOutcome::Synced(counts)
+                }
+                Err(e) => self.portal_failure(&claim, e).await,
+            },
+            Err(error) => match record_failure(pool, &claim, &error, &timing).await {
+                Ok(record) => {
+                    tracing::warn!(
+                        cluster_id,
+                        error = %error,
+                        consecutive_failures = record.consecutive_failures,
+                        retry_in_s = record.retry_in.as_secs_f64(),
+                        "shard sync failed; shard marked unhealthy"
+                    );
+                    SyncOutcome::Failed { error, record }
+                }
+                Err(e) => self.portal_failure(&claim, e).await,
+            },
+        };
+        SyncReport {
+            shard_id: claim.shard_id,
+            cluster_id: claim.cluster_id,
+            outcome,
+        }
+    }
+
+    async fn portal_failure(&self, claim: &ShardClaim, e: SyncError) -> SyncOutcome {
+        match e {
+            SyncError::LeaseLost => {
+                tracing::warn!(
+                    cluster_id = %claim.cluster_id,
+                    "shard sync took longer than its lease; another worker has the shard"
+                );
+                SyncOutcome::LeaseLost
+            }
+            SyncError::Database(e) => {
+                tracing::error!(
+                    cluster_id = %claim.cluster_id,
+                    error = %e,
+                    "could not save a shard sync"
+                );
+                let interval = self.inner.settings.interval;
+                if let Err(e) = postpone(&self.inner.pool, claim, interval).await {
+                    tracing::warn!(
+                        cluster_id = %claim.cluster_id,
+                        error = %e,
+                        "could not release the shard; its lease runs out by itself"
+                    );
+                }
+                SyncOutcome::PortalError
+            }
+        }
+    }
+
+    /// Reads a snapshot; the error is a sentence naming the shard, without secrets.
+    async fn read(&self, claim: &ShardClaim) -> Result<Snapshot, String> {
+        let client = self.client_for(claim)?;
+        let started = Instant::now();
+        // Asked every time (it is cheap and needs no key): a shard may be upgraded.
+        let version = client.refresh_version().await.map_err(|e| e.to_string())?;
+        let (nodes, pre_auth_keys) =
+            tokio::try_join!(client.list_nodes(), client.list_pre_auth_keys())
+                .map_err(|e| e.to_string())?;
+        Ok(Snapshot {
+            version: version.to_string(),
+            latency: started.elapsed(),
+            nodes,
+            pre_auth_keys,
+        })
+    }
+
+    fn client_for(&self, claim: &ShardClaim) -> Result<ShardClient, String> {
+        let mut hasher = DefaultHasher::new();
+        (&claim.cluster_id, &claim.api_url, &claim.api_key_sealed).hash(&mut hasher);
+        let fingerprint = hasher.finish();
+        let mut clients = self.inner.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(cached) = clients.get(&claim.shard_id) {
+            if cached.fingerprint == fingerprint {
+                return Ok(cached.client.clone());
+            }
+        }
+        let api_key = self
+            .inner
+            .secrets
+            .open(&claim.api_key_sealed)
+            .map(ApiKey::new)
+            .map_err(|_| {
+                format!(
+                    "The API key of shard {} cannot be opened with the portal's secret key; \
+                     save the shard's API key again",
+                    claim.cluster_id
+                )
+            })?;
+        let client = ShardClient::new(
+            claim.cluster_id.clone(),
+            &claim.api_url,
+            api_key,
+            self.inner.settings.client_options.clone(),
+        )
+        .map_err(|e| e.to_string())?;
+        clients.insert(
+            claim.shard_id,
+            CachedClient {
+                fingerprint,
+                client: client.clone(),
+            },
+        );
+        Ok(client)
+    }
+}
+
+fn reap(running: &mut JoinSet<()>) {
+    while let Some(result) = running.try_join_next() {
+        log_panic(result);
+    }
+}
+
+fn log_panic(result: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = result {
+        if e.is_panic() {
+            tracing::error!("a shard sync panicked; its lease runs out by itself");
+        }
+    }
+}
+
+/// Stops the background sync when shut down or dropped.
+pub struct SyncHandle {
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SyncHandle {
+    /// Stops claiming, lets running syncs finish (up to `shutdown_grace`), releases the
+    /// leases, and returns when the loop has ended.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SyncHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
