@@ -13,6 +13,16 @@ pub struct ShardListRow {
     pub status: String,
     pub node_capacity: i32,
     pub tenants: i64,
+    /// From the sync: `unknown`, `healthy` or `unhealthy`.
+    pub health: String,
+    pub headscale_version: Option<String>,
+    pub last_sync_latency_ms: Option<i32>,
+    /// RFC 3339, UTC.
+    pub last_sync_at: Option<String>,
+    pub last_sync_error: Option<String>,
+    /// Devices on the shard now (the sync's mirror), orphans included.
+    pub nodes: i64,
+    pub orphans: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -58,13 +58,24 @@ struct Row {
     status: String,
     node_capacity: i32,
     tenants: i64,
+    health: String,
+    headscale_version: Option<String>,
+    last_sync_latency_ms: Option<i32>,
+    last_sync_at: Option<time::OffsetDateTime>,
+    last_sync_error: Option<String>,
+    nodes: i64,
+    orphans: i64,
 }
 
 pub async fn list(pool: &PgPool, scope: &OperatorScope) -> Result<Vec<ShardListRow>, sqlx::Error> {
     let mut tx = operator_tx(pool, scope).await?;
     let rows = sqlx::query_as::<_, Row>(
         "select s.cluster_id, s.name, s.region, s.login_server_url, s.status, s.node_capacity,
-                (select count(*) from tenant t where t.shard_id = s.id) as tenants
+                (select count(*) from tenant t where t.shard_id = s.id) as tenants,
+                s.health, s.headscale_version, s.last_sync_latency_ms, s.last_sync_at, s.last_sync_error,
+                (select count(*) from node n where n.shard_id = s.id and n.removed_at is null) as nodes,
+                (select count(*) from node n where n.shard_id = s.id and n.removed_at is null
+                   and n.tenant_id is null) as orphans
          from shard s order by s.cluster_id",
     )
     .fetch_all(&mut *tx)
@@ -80,6 +91,16 @@ pub async fn list(pool: &PgPool, scope: &OperatorScope) -> Result<Vec<ShardListR
             status: r.status,
             node_capacity: r.node_capacity,
             tenants: r.tenants,
+            health: r.health,
+            headscale_version: r.headscale_version,
+            last_sync_latency_ms: r.last_sync_latency_ms,
+            last_sync_at: r.last_sync_at.and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            }),
+            last_sync_error: r.last_sync_error,
+            nodes: r.nodes,
+            orphans: r.orphans,
         })
         .collect())
 }
