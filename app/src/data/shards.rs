@@ -17,23 +17,36 @@ pub struct NewShard {
     pub node_capacity: i32,
 }
 
-/// Creates or updates a shard by `cluster_id`; the API key is sealed before it is stored.
+/// Creates or updates a shard by `cluster_id` (admin command line); the API key is
+/// sealed before it is stored. An existing shard keeps its status.
 pub async fn upsert(
     pool: &PgPool,
     secrets: &SecretBox,
     shard: &NewShard,
     api_key: &str,
 ) -> Result<Uuid, sqlx::Error> {
+    let tx = system_tx(pool).await?;
+    write(tx, secrets, shard, api_key, None).await
+}
+
+/// The one statement that stores a shard. `status: None` keeps an existing shard's
+/// status (a new one starts active).
+async fn write(
+    mut tx: super::Tx,
+    secrets: &SecretBox,
+    shard: &NewShard,
+    api_key: &str,
+    status: Option<crate::domain::shard::ShardStatus>,
+) -> Result<Uuid, sqlx::Error> {
     let sealed = secrets.seal(api_key);
-    let mut tx = system_tx(pool).await?;
     let id = sqlx::query_scalar(
-        "insert into shard (cluster_id, name, region, login_server_url, api_url, api_key_sealed, node_capacity)
-         values ($1, $2, $3, $4, $5, $6, $7)
+        "insert into shard (cluster_id, name, region, login_server_url, api_url, api_key_sealed, node_capacity, status)
+         values ($1, $2, $3, $4, $5, $6, $7, coalesce($8, 'active'))
          on conflict on constraint shard_cluster_id_key do update
            set name = excluded.name, region = excluded.region,
                login_server_url = excluded.login_server_url, api_url = excluded.api_url,
                api_key_sealed = excluded.api_key_sealed, node_capacity = excluded.node_capacity,
-               updated_at = now()
+               status = coalesce($8, shard.status), updated_at = now()
          returning id",
     )
     .bind(&shard.cluster_id)
@@ -43,6 +56,7 @@ pub async fn upsert(
     .bind(&shard.api_url)
     .bind(sealed)
     .bind(shard.node_capacity)
+    .bind(status.map(|s| s.as_str()))
     .fetch_one(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -161,28 +175,6 @@ pub async fn save(
     api_key: &str,
     status: crate::domain::shard::ShardStatus,
 ) -> Result<Uuid, sqlx::Error> {
-    let sealed = secrets.seal(api_key);
-    let mut tx = operator_tx(pool, scope).await?;
-    let id = sqlx::query_scalar(
-        "insert into shard (cluster_id, name, region, login_server_url, api_url, api_key_sealed, node_capacity, status)
-         values ($1, $2, $3, $4, $5, $6, $7, $8)
-         on conflict on constraint shard_cluster_id_key do update
-           set name = excluded.name, region = excluded.region,
-               login_server_url = excluded.login_server_url, api_url = excluded.api_url,
-               api_key_sealed = excluded.api_key_sealed, node_capacity = excluded.node_capacity,
-               status = excluded.status, updated_at = now()
-         returning id",
-    )
-    .bind(&shard.cluster_id)
-    .bind(&shard.name)
-    .bind(&shard.region)
-    .bind(&shard.login_server_url)
-    .bind(&shard.api_url)
-    .bind(sealed)
-    .bind(shard.node_capacity)
-    .bind(status.as_str())
-    .fetch_one(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(id)
+    let tx = operator_tx(pool, scope).await?;
+    write(tx, secrets, shard, api_key, Some(status)).await
 }
