@@ -173,20 +173,18 @@ function stripHash(url) {
  * Registers one test per JavaScript mode: `name [JS on]` and `name [JS off]`.
  * `body(session, t)` runs in a fresh context; with JS on, console errors and page
  * errors on portal pages fail it afterwards. On failure a screenshot goes to
- * SCREENSHOT_DIR/failures/. Options: `modes` ([true, false]: JS on, off), `timeout`,
- * `todo` (a string naming a known app bug: reported, not counted as a failure).
+ * SCREENSHOT_DIR/failures/. Options: `modes` ([true, false]: JS on, off), `timeout`.
  */
-export function scenario(name, body, { modes = [true, false], timeout = TEST_TIMEOUT, todo } = {}) {
+export function scenario(name, body, { modes = [true, false], timeout = TEST_TIMEOUT } = {}) {
   for (const js of modes) {
     const label = `${name} [JS ${js ? 'on' : 'off'}]`;
-    // `todo`: a known app bug; it runs and reports, but does not fail the suite.
-    test(label, { timeout, todo }, async (t) => {
+    test(label, { timeout }, async (t) => {
       const session = await openSession({ js });
       try {
         await body(session, t);
         session.assertClean();
       } catch (err) {
-        if (!todo) await failureScreenshot(session.page, label);
+        await failureScreenshot(session.page, label);
         if (session.problems.length && err instanceof Error && !err.message.startsWith('problems on portal pages')) {
           err.message += `\nAlso seen on portal pages:\n${session.problems.join('\n')}`;
         }

@@ -22,9 +22,6 @@ pub struct AppState {
     /// The portal's own origin (`https://portal.example.com`), for Origin checks and
     /// absolute URLs.
     pub public_origin: Arc<str>,
-    /// CSP `form-action` sources: our origin and the identity provider's, because the
-    /// sign-out form is answered with a redirect to the provider's logout page.
-    pub form_action_sources: Arc<str>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

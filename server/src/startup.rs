@@ -166,9 +166,6 @@ pub fn app_state(
     let secrets = SecretBox::new(&config.secret_key_bytes())
         .map_err(|e| StartupError::Other(e.to_string()))?;
     let public_origin = config.public_origin();
-    let idp_origin = url::Url::parse(&config.oidc.issuer)
-        .map(|u| u.origin().ascii_serialization())
-        .unwrap_or_default();
     let leptos_options = LeptosOptions::builder()
         .output_name("portal")
         .site_root(config.site_root.clone())
@@ -186,8 +183,13 @@ pub fn app_state(
         role_mapping: Arc::new(config.role_mapping.clone()),
         secrets: Arc::new(secrets),
         public_origin: public_origin.into(),
-        form_action_sources: format!("'self' {idp_origin}").into(),
     })
+}
+
+fn idp_origin(issuer: &str) -> String {
+    url::Url::parse(issuer)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default()
 }
 
 pub fn router_with_state(config: &Config, state: AppState) -> Result<Router, StartupError> {
@@ -204,7 +206,8 @@ pub fn router_with_state(config: &Config, state: AppState) -> Result<Router, Sta
     let site = SiteOrigin {
         origin: public_origin.into(),
         https: config.is_https(),
-        form_action: state.form_action_sources.clone(),
+        // The sign-out form is answered with a redirect to the provider's logout page.
+        form_action: format!("'self' {}", idp_origin(&config.oidc.issuer)).into(),
     };
 
     let store = PostgresStore::new(pool.clone())

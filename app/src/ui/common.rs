@@ -90,6 +90,24 @@ pub fn ErrorPanel(error: AppError) -> impl IntoView {
     }
 }
 
+/// The look of a text input or select in a form.
+pub const INPUT: &str = "mt-1 block w-full rounded-md border border-slate-300 bg-white px-3 py-2 text-sm shadow-sm focus:border-indigo-500 focus:outline-none focus:ring-1 focus:ring-indigo-500 dark:border-slate-700 dark:bg-slate-950";
+
+/// The error of a form's last submission, if any. With JavaScript off the error comes
+/// back in the URL and the server action reads it from there, so this shows either way.
+#[component]
+pub fn FormError(#[prop(into)] error: Signal<Option<AppError>>) -> impl IntoView {
+    move || {
+        error.get().map(|err| {
+            view! {
+                <p role="alert" class="rounded-md border border-rose-300 bg-rose-50 px-4 py-3 text-sm text-rose-800 dark:border-rose-800 dark:bg-rose-950 dark:text-rose-200">
+                    {err.to_string()}
+                </p>
+            }
+        })
+    }
+}
+
 #[component]
 pub fn Loading() -> impl IntoView {
     view! { <p class="text-sm text-slate-500" aria-live="polite">"Loading…"</p> }

@@ -2,9 +2,8 @@
 //! and errors come back into the form either way.
 
 use crate::api::shards::{SaveShard, ShardDetail};
+use crate::ui::common::{FormError, INPUT};
 use leptos::prelude::*;
-
-const INPUT: &str = "mt-1 block w-full rounded-md border border-slate-300 bg-white px-3 py-2 text-sm shadow-sm focus:border-indigo-500 focus:outline-none focus:ring-1 focus:ring-indigo-500 dark:border-slate-700 dark:bg-slate-950";
 
 #[component]
 fn Field(
@@ -41,11 +40,7 @@ pub fn ShardForm(existing: Option<ShardDetail>) -> impl IntoView {
     view! {
         <ActionForm action=action attr:class="space-y-5" attr:aria-label=if editing { "Edit shard" } else { "Add shard" }>
             <input type="hidden" name="editing" value=if editing { e.cluster_id.clone() } else { String::new() } />
-            {move || error().map(|err| view! {
-                <p role="alert" class="rounded-md border border-rose-300 bg-rose-50 px-4 py-3 text-sm text-rose-800 dark:border-rose-800 dark:bg-rose-950 dark:text-rose-200">
-                    {err.to_string()}
-                </p>
-            })}
+            <FormError error=Signal::derive(error) />
             <div class="grid gap-5 md:grid-cols-2">
                 <Field id="cluster_id" label="Cluster ID" help="Stable name of the shard, e.g. hs-eu-1. Cannot change later.">
                     <input id="cluster_id" name="cluster_id" required class=INPUT value=e.cluster_id.clone() disabled=editing aria-describedby="cluster_id-help" />

@@ -1,11 +1,9 @@
 //! `/operator/tenants/new`: create a tenant; it is placed on a shard at once.
 
 use crate::api::tenants::CreateTenant;
-use crate::ui::common::{Card, PageHeader};
+use crate::ui::common::{Card, FormError, PageHeader, INPUT};
 use leptos::prelude::*;
 use leptos_meta::Title;
-
-const INPUT: &str = "mt-1 block w-full rounded-md border border-slate-300 bg-white px-3 py-2 text-sm shadow-sm focus:border-indigo-500 focus:outline-none focus:ring-1 focus:ring-indigo-500 dark:border-slate-700 dark:bg-slate-950";
 
 #[component]
 pub fn TenantNewPage() -> impl IntoView {
@@ -16,11 +14,7 @@ pub fn TenantNewPage() -> impl IntoView {
         <PageHeader title="Create tenant" subtitle="The tenant gets an immutable short code and is placed on a shard by plan, region and free capacity (docs/placement.md)." />
         <Card>
             <ActionForm action=action attr:class="space-y-5" attr:aria-label="Create tenant">
-                {move || error().map(|err| view! {
-                    <p role="alert" class="rounded-md border border-rose-300 bg-rose-50 px-4 py-3 text-sm text-rose-800 dark:border-rose-800 dark:bg-rose-950 dark:text-rose-200">
-                        {err.to_string()}
-                    </p>
-                })}
+                <FormError error=Signal::derive(error) />
                 <div class="grid gap-5 md:grid-cols-2">
                     <div>
                         <label for="slug" class="block text-sm font-medium">"Slug"</label>
