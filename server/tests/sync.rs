@@ -9,7 +9,7 @@
 //!   from `$PORTAL_CACHE/bin` as dev/lib/tailscale.sh finds them.
 //! - `TEST_HS_VERSION`: the version that binary reports (default 0.29.2).
 //! - `TEST_SYNC_HTTP_PORT`, `TEST_SYNC_GRPC_PORT`, `TEST_SYNC_METRICS_PORT`: the first of
-//!   4 consecutive ports each for the shards these tests start (defaults 18480, 50840,
+//!   5 consecutive ports each for the shards these tests start (defaults 18480, 50840,
 //!   19480).
 //! - `DATABASE_URL` (owner role) as for every `sqlx::test`; the application role from
 //!   `TEST_APP_DB_USER` / `TEST_APP_DB_PASSWORD` (default `portal_app`).
@@ -149,7 +149,7 @@ struct RealShard {
     cluster_id: String,
     url: String,
     api_key: String,
-    /// Which block of ports it uses (0–3), to start it again after a stop.
+    /// Which block of ports it uses (0–4), to start it again after a stop.
     slot: u16,
 }
 
@@ -216,7 +216,7 @@ impl Stack {
         })
     }
 
-    /// Starts shard `cluster_id` on the ports of `slot` (0–3).
+    /// Starts shard `cluster_id` on the ports of `slot` (0–4).
     async fn start_shard(&self, cluster_id: &str, slot: u16) -> RealShard {
         let http = env_port("TEST_SYNC_HTTP_PORT", 18480) + slot;
         let grpc = env_port("TEST_SYNC_GRPC_PORT", 50840) + slot;
@@ -956,6 +956,150 @@ async fn a_dead_shard_backs_off_while_the_others_keep_syncing(owner: PgPool) {
         assert_no_secret(&logs, key, "the logs");
         assert_no_secret(&all_sync_rows(&owner).await, key, "the sync tables");
     }
+}
+
+// ------------------------------------------------------------ members' users --
+
+/// A person with an email, a member of `tenant` (the handle is derived by the database).
+async fn seed_member(owner: &PgPool, tenant: Uuid, subject: &str, email: &str) -> Uuid {
+    let person = sqlx::query_scalar::<_, Uuid>(
+        "insert into person (issuer, subject, email, display_name)
+         values ('https://idp.test/', $1, $2, $1) returning id",
+    )
+    .bind(subject)
+    .bind(email)
+    .fetch_one(owner)
+    .await
+    .expect("seed person");
+    sqlx::query(
+        "insert into membership (tenant_id, person_id, role, source) values ($1, $2, 'member', 'portal')",
+    )
+    .bind(tenant)
+    .bind(person)
+    .execute(owner)
+    .await
+    .expect("seed membership");
+    person
+}
+
+async fn shard_users(owner: &PgPool, shard: Uuid) -> Vec<(String, i64, bool)> {
+    sqlx::query_as(
+        "select user_name, headscale_user_id, created_by_portal from shard_user
+          where shard_id = $1 order by user_name",
+    )
+    .bind(shard)
+    .fetch_all(owner)
+    .await
+    .expect("shard users")
+}
+
+/// Every member of a tenant gets a Headscale user `<code>.<handle>` on the tenant's
+/// shard: handles come from the email and are unique within the tenant; members of a
+/// tenant on another shard get none here. Members added while the shard is down get
+/// their user once it is back; reconciling again changes nothing, and a user found
+/// already on the shard (a lost answer, a hand-made user) is adopted, not duplicated.
+#[sqlx::test(migrator = "server::startup::MIGRATOR")]
+async fn members_get_their_own_user_on_the_tenants_shard(owner: PgPool) {
+    let stack = Stack::new();
+    let real = stack.start_shard("hs-sync-e", 4).await;
+    let pool = app_pool(&owner);
+    let (acme, globex) = seed_tenants(&owner).await;
+    let shard = seed_shard(&pool, &real.cluster_id, &real.url, &real.api_key).await;
+    place(&owner, acme, Some(shard)).await;
+    seed_member(&owner, acme, "alice", "alice@acme.test").await;
+    // Same local part in another domain: a different member, a different handle.
+    seed_member(&owner, acme, "alice2", "Alice@other.test").await;
+    seed_member(&owner, acme, "ops", "ops+pager@acme.test").await;
+    // Globex is not placed on this shard.
+    seed_member(&owner, globex, "gina", "gina@globex.test").await;
+    let handles: Vec<String> = sqlx::query_scalar(
+        "select handle from membership where tenant_id = $1 order by created_at, handle",
+    )
+    .bind(acme)
+    .fetch_all(&owner)
+    .await
+    .expect("handles");
+    assert_eq!(handles, ["alice", "alice-2", "ops-pager"]);
+
+    let worker = SyncWorker::new(pool.clone(), secrets(), fast_settings());
+    assert!(mark_due(&pool, shard).await.expect("mark due"));
+    let reports = worker.run_due_once().await.expect("sync");
+    assert_eq!(reports[0].members.created, 3, "{:?}", reports[0]);
+    let on_shard: Vec<String> = {
+        let mut names: Vec<String> = real
+            .client()
+            .list_users()
+            .await
+            .expect("users")
+            .into_iter()
+            .map(|u| u.name)
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(on_shard, ["t7k2.alice", "t7k2.alice-2", "t7k2.ops-pager"]);
+    let recorded = shard_users(&owner, shard).await;
+    assert_eq!(
+        recorded.iter().map(|u| u.0.as_str()).collect::<Vec<_>>(),
+        ["t7k2.alice", "t7k2.alice-2", "t7k2.ops-pager"]
+    );
+    assert!(recorded.iter().all(|u| u.2), "created by the portal");
+
+    // Idempotent: a second pass creates and records nothing.
+    assert!(mark_due(&pool, shard).await.expect("mark due"));
+    let again = worker.run_due_once().await.expect("sync");
+    assert_eq!(again[0].members, Default::default());
+
+    // A member joins while the shard is down: the sync fails, nothing is recorded…
+    stack.stop_shard(&real).await;
+    seed_member(&owner, acme, "bob", "bob@acme.test").await;
+    assert!(mark_due(&pool, shard).await.expect("mark due"));
+    let down = worker.run_due_once().await.expect("sync");
+    assert!(matches!(down[0].outcome, SyncOutcome::Failed { .. }));
+    assert_eq!(shard_users(&owner, shard).await.len(), 3);
+    // …and an operator creates one member's user by hand meanwhile (or an earlier
+    // create's answer was lost): it must be adopted, not created twice.
+    stack.restart_shard(&real).await;
+    let by_hand = real
+        .client()
+        .create_user(&NewUser {
+            name: "t7k2.bob".into(),
+            ..NewUser::default()
+        })
+        .await
+        .expect("create by hand");
+    sqlx::query("delete from shard_user where user_name = 't7k2.ops-pager'")
+        .execute(&owner)
+        .await
+        .expect("forget one record");
+    assert!(mark_due(&pool, shard).await.expect("mark due"));
+    let back = worker.run_due_once().await.expect("sync");
+    assert!(matches!(back[0].outcome, SyncOutcome::Synced(_)));
+    assert_eq!(back[0].members.created, 0, "{:?}", back[0]);
+    assert_eq!(
+        back[0].members.recorded, 2,
+        "bob adopted, ops-pager re-recorded"
+    );
+    let recorded = shard_users(&owner, shard).await;
+    assert_eq!(recorded.len(), 4);
+    let bob = recorded.iter().find(|u| u.0 == "t7k2.bob").expect("bob");
+    assert_eq!((bob.1, bob.2), (by_hand.id.0 as i64, false));
+    assert_eq!(real.client().list_users().await.expect("users").len(), 4);
+
+    // The tenant sees its own members' users, nobody else's.
+    let mut tx = app::data::system_tx(&pool).await.expect("tx");
+    sqlx::query(
+        "select set_config('app.operator', '', true), set_config('app.tenant_id', $1, true)",
+    )
+    .bind(globex.to_string())
+    .execute(&mut *tx)
+    .await
+    .expect("scope");
+    let seen: i64 = sqlx::query_scalar("select count(*) from shard_user")
+        .fetch_one(&mut *tx)
+        .await
+        .expect("count");
+    assert_eq!(seen, 0, "globex sees none of acme's shard users");
 }
 
 // ------------------------------------------------------------------- claims --

@@ -7,6 +7,7 @@
 
 pub mod people;
 pub mod secret;
+pub mod shard_users;
 pub mod shards;
 pub mod sync;
 pub mod tenants;

@@ -4,6 +4,7 @@ pub mod groups;
 pub mod placement;
 pub mod role;
 pub mod shard;
+pub mod shard_users;
 pub mod sync;
 pub mod tenant;
 pub mod theme;

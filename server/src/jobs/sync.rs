@@ -14,11 +14,13 @@
 //! of its `Debug` output and its errors; nothing here logs one.
 
 use app::data::secret::SecretBox;
+use app::data::shard_users::{members_of_shard, record, Member};
 use app::data::sync::{
     apply_snapshot, claim_next_due, next_due_in, postpone, record_failure, release_leases,
     FailureRecord, ShardClaim, Snapshot, SyncCounts, SyncError, SyncTiming,
 };
-use app::headscale::{ApiKey, ShardClient, ShardClientOptions};
+use app::domain::shard_users::{reconcile, UserAction};
+use app::headscale::{ApiKey, NewUser, ShardClient, ShardClientOptions, User};
 use sqlx::PgPool;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -89,6 +91,20 @@ pub struct SyncReport {
     pub shard_id: Uuid,
     pub cluster_id: String,
     pub outcome: SyncOutcome,
+    /// Members' Headscale users, reconciled after a successful read.
+    pub members: MemberCounts,
+}
+
+/// What reconciling the members' users on one shard did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemberCounts {
+    /// Users the portal created on the shard.
+    pub created: u64,
+    /// Users found on the shard and recorded (an earlier create's lost answer, a user
+    /// recreated by hand).
+    pub recorded: u64,
+    /// Members whose user could not be created or recorded; tried again next sync.
+    pub failed: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -259,33 +275,38 @@ impl SyncWorker {
                 settings.sync_timeout.as_secs()
             )),
         };
+        let mut members = MemberCounts::default();
         let outcome = match read {
-            Ok(snapshot) => match apply_snapshot(pool, &claim, &snapshot, &timing).await {
-                Ok(counts) => {
-                    if claim.consecutive_failures > 0 {
-                        tracing::info!(
-                            cluster_id,
-                            after_failures = claim.consecutive_failures,
-                            "shard is reachable again"
-                        );
+            Ok((client, snapshot, users)) => {
+                // While the lease is held, so no other worker creates the same users.
+                members = self.reconcile_members(&claim, &client, &users).await;
+                match apply_snapshot(pool, &claim, &snapshot, &timing).await {
+                    Ok(counts) => {
+                        if claim.consecutive_failures > 0 {
+                            tracing::info!(
+                                cluster_id,
+                                after_failures = claim.consecutive_failures,
+                                "shard is reachable again"
+                            );
+                        }
+                        if counts.rows_written() > 0 {
+                            tracing::info!(
+                                cluster_id,
+                                nodes = ?counts.nodes,
+                                pre_auth_keys = ?counts.pre_auth_keys,
+                                intervals_opened = counts.intervals_opened,
+                                intervals_closed = counts.intervals_closed,
+                                orphan_nodes = counts.orphan_nodes,
+                                "shard synced"
+                            );
+                        } else {
+                            tracing::debug!(cluster_id, "shard synced; nothing changed");
+                        }
+                        SyncOutcome::Synced(counts)
                     }
-                    if counts.rows_written() > 0 {
-                        tracing::info!(
-                            cluster_id,
-                            nodes = ?counts.nodes,
-                            pre_auth_keys = ?counts.pre_auth_keys,
-                            intervals_opened = counts.intervals_opened,
-                            intervals_closed = counts.intervals_closed,
-                            orphan_nodes = counts.orphan_nodes,
-                            "shard synced"
-                        );
-                    } else {
-                        tracing::debug!(cluster_id, "shard synced; nothing changed");
-                    }
-                    SyncOutcome::Synced(counts)
+                    Err(e) => self.portal_failure(&claim, e).await,
                 }
-                Err(e) => self.portal_failure(&claim, e).await,
-            },
+            }
             Err(error) => match record_failure(pool, &claim, &error, &timing).await {
                 Ok(record) => {
                     tracing::warn!(
@@ -304,7 +325,70 @@ impl SyncWorker {
             shard_id: claim.shard_id,
             cluster_id: claim.cluster_id,
             outcome,
+            members,
         }
+    }
+
+    /// Gives every member of the shard's tenants its own Headscale user
+    /// (`<code>.<handle>`, DESIGN.md §2), by the rule of `app::domain::shard_users`.
+    /// `users` is the shard's user list read with the snapshot. A failure here is
+    /// logged and retried at the next sync; it does not fail the sync.
+    async fn reconcile_members(
+        &self,
+        claim: &ShardClaim,
+        client: &ShardClient,
+        users: &[User],
+    ) -> MemberCounts {
+        let pool = &self.inner.pool;
+        let cluster_id = claim.cluster_id.as_str();
+        let mut counts = MemberCounts::default();
+        let members = match members_of_shard(pool, claim.shard_id).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(cluster_id, error = %e, "could not read the members of the shard's tenants");
+                counts.failed = 1;
+                return counts;
+            }
+        };
+        let existing: Vec<(String, u64)> = users.iter().map(|u| (u.name.clone(), u.id.0)).collect();
+        let wanted: Vec<_> = members.iter().map(|m| m.wanted.clone()).collect();
+        let by_key: HashMap<_, &Member> = members.iter().map(|m| (m.wanted.key, m)).collect();
+        for action in reconcile(&wanted, &existing) {
+            let (key, user_name, user_id, created) = match action {
+                UserAction::InPlace => continue,
+                UserAction::Record { key, user_id } => {
+                    (key, by_key[&key].wanted.user_name.clone(), user_id, false)
+                }
+                UserAction::Create { key, user_name } => {
+                    let member = by_key[&key];
+                    let new = NewUser {
+                        name: user_name.clone(),
+                        display_name: member.display_name.clone(),
+                        email: member.email.clone(),
+                    };
+                    match client.create_user(&new).await {
+                        Ok(user) => (key, user_name, user.id.0, true),
+                        Err(e) => {
+                            tracing::warn!(cluster_id, user = %user_name, error = %e, "could not create a member's user on the shard; trying again next sync");
+                            counts.failed += 1;
+                            continue;
+                        }
+                    }
+                }
+            };
+            match record(pool, claim.shard_id, key, &user_name, user_id, created).await {
+                Ok(()) if created => {
+                    tracing::info!(cluster_id, user = %user_name, "created a member's user on the shard");
+                    counts.created += 1;
+                }
+                Ok(()) => counts.recorded += 1,
+                Err(e) => {
+                    tracing::warn!(cluster_id, user = %user_name, error = %e, "could not record a member's user");
+                    counts.failed += 1;
+                }
+            }
+        }
+        counts
     }
 
     async fn portal_failure(&self, claim: &ShardClaim, e: SyncError) -> SyncOutcome {
@@ -335,21 +419,26 @@ impl SyncWorker {
         }
     }
 
-    /// Reads a snapshot; the error is a sentence naming the shard, without secrets.
-    async fn read(&self, claim: &ShardClaim) -> Result<Snapshot, String> {
+    /// Reads a snapshot and the shard's users; the error is a sentence naming the shard,
+    /// without secrets.
+    async fn read(&self, claim: &ShardClaim) -> Result<(ShardClient, Snapshot, Vec<User>), String> {
         let client = self.client_for(claim)?;
         let started = Instant::now();
         // Asked every time (it is cheap and needs no key): a shard may be upgraded.
         let version = client.refresh_version().await.map_err(|e| e.to_string())?;
-        let (nodes, pre_auth_keys) =
-            tokio::try_join!(client.list_nodes(), client.list_pre_auth_keys())
-                .map_err(|e| e.to_string())?;
-        Ok(Snapshot {
+        let (nodes, pre_auth_keys, users) = tokio::try_join!(
+            client.list_nodes(),
+            client.list_pre_auth_keys(),
+            client.list_users()
+        )
+        .map_err(|e| e.to_string())?;
+        let snapshot = Snapshot {
             version: version.to_string(),
             latency: started.elapsed(),
             nodes,
             pre_auth_keys,
-        })
+        };
+        Ok((client, snapshot, users))
     }
 
     fn client_for(&self, claim: &ShardClaim) -> Result<ShardClient, String> {
