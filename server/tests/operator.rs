@@ -35,7 +35,6 @@ fn shard_form<'a>(
         ("api_url", url),
         ("node_capacity", capacity),
         ("api_key", key),
-        ("status", "active"),
     ]
 }
 
@@ -247,4 +246,204 @@ async fn a_new_tenant_is_placed_or_refused_with_a_reason(owner: PgPool) {
         create("fine", "0").send().await.unwrap().status(),
         StatusCode::UNPROCESSABLE_ENTITY
     );
+}
+
+async fn tenant_row(app: &TestApp, code: &str) -> (String, String, i32, String) {
+    sqlx::query_as("select slug, display_name, device_quota, status from tenant where code = $1")
+        .bind(code)
+        .fetch_one(&app.owner)
+        .await
+        .unwrap()
+}
+
+/// Editing a tenant: the slug is renamed, the code stays; a device quota that the shard
+/// cannot hold is refused with the room there is, and changes nothing. Suspending keeps
+/// the tenant readable for its people, with a banner. A shard is drained or disabled
+/// without a connection test (it may be dead), and a disabled shard takes no tenant and
+/// is not synced on request.
+#[sqlx::test(migrator = "server::startup::MIGRATOR")]
+async fn operators_edit_and_suspend_tenants_and_take_shards_out_of_service(owner: PgPool) {
+    let (url, key) = real_shard();
+    let app = TestApp::spawn(owner, Idp::real_rs256()).await;
+    app.sign_in("olivia").await;
+    let post = |path: &str, form: &[(&str, &str)]| {
+        let form: Vec<(String, String)> = form
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        app.same_origin_post(path).form(&form).send()
+    };
+    let res = post("/api/save_shard", &shard_form("hs-t1", &url, &key, "100"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let tenant = [
+        ("slug", "initech"),
+        ("display_name", "Initech"),
+        ("plan", "starter"),
+        ("region", "local"),
+        ("device_quota", "60"),
+        ("key_quota", "5"),
+    ];
+    assert_eq!(
+        post("/api/create_tenant", &tenant).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let code: String = sqlx::query_scalar("select code from tenant where slug = 'initech'")
+        .fetch_one(&app.owner)
+        .await
+        .unwrap();
+    let edit = |slug: &'static str, quota: &'static str| {
+        vec![
+            ("editing", "initech"),
+            ("slug", slug),
+            ("display_name", "Initrode"),
+            ("plan", "business"),
+            ("region", "local"),
+            ("device_quota", quota),
+            ("key_quota", "7"),
+        ]
+    };
+
+    // More than the shard holds: refused with the room there is; nothing changes.
+    let res = post("/api/update_tenant", &edit("initrode", "120"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("at most 100"), "{body}");
+    assert_eq!(
+        tenant_row(&app, &code).await,
+        ("initech".into(), "Initech".into(), 60, "active".into())
+    );
+    // Another tenant's slug, and bad input: refused, nothing changes.
+    assert_eq!(
+        post("/api/update_tenant", &edit("acme", "60"))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        post("/api/update_tenant", &edit("Bad Slug", "60"))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(tenant_row(&app, &code).await.0, "initech");
+
+    // Renamed and raised within the shard's room: the code stays.
+    let res = post("/api/update_tenant", &edit("initrode", "100"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        tenant_row(&app, &code).await,
+        ("initrode".into(), "Initrode".into(), 100, "active".into())
+    );
+    let page = app.get("/operator/tenants/initrode").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.unwrap();
+    assert!(page.contains(&code) && page.contains("hs-t1"), "{page}");
+    assert_eq!(
+        app.get("/operator/tenants/initech").await.status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Suspend acme; alice (an acme member) still sees her tenant, with the banner.
+    let res = post(
+        "/api/set_tenant_status",
+        &[("slug", "acme"), ("status", "suspended")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        post(
+            "/api/set_tenant_status",
+            &[("slug", "acme"), ("status", "gone")]
+        )
+        .await
+        .unwrap()
+        .status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+
+    // The shard dies; it can still be drained and disabled (no connection test).
+    sqlx::query("update shard set api_url = 'http://127.0.0.1:9' where cluster_id = 'hs-t1'")
+        .execute(&app.owner)
+        .await
+        .unwrap();
+    for status in ["draining", "disabled"] {
+        let res = post(
+            "/api/set_shard_status",
+            &[("cluster_id", "hs-t1"), ("status", status)],
+        )
+        .await
+        .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{status}");
+        let now: String = sqlx::query_scalar("select status from shard where cluster_id = 'hs-t1'")
+            .fetch_one(&app.owner)
+            .await
+            .unwrap();
+        assert_eq!(now, status);
+    }
+    let mut other = tenant;
+    other[0].1 = "hooli";
+    other[4].1 = "1";
+    let res = post("/api/create_tenant", &other).await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::CONFLICT,
+        "no active shard takes it"
+    );
+    let res = post("/api/sync_shard_now", &[("cluster_id", "hs-t1")])
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let page = app
+        .get("/operator/shards/hs-t1")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Not synced while disabled."), "{page}");
+    assert!(page.contains("initrode"), "the tenant stays listed: {page}");
+
+    // Alice, not an operator: refused everywhere, nothing changes.
+    let alice = app.another_browser("alice").await;
+    for (path, form) in [
+        ("/api/get_tenant_admin", vec![("slug", "initrode")]),
+        ("/api/update_tenant", edit("evil", "1")),
+        (
+            "/api/set_tenant_status",
+            vec![("slug", "acme"), ("status", "active")],
+        ),
+        (
+            "/api/set_shard_status",
+            vec![("cluster_id", "hs-t1"), ("status", "active")],
+        ),
+        ("/api/sync_shard_now", vec![("cluster_id", "hs-t1")]),
+        ("/api/get_shard", vec![("cluster_id", "hs-t1")]),
+    ] {
+        let res = alice
+            .same_origin_post(path)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{path}");
+    }
+    let dashboard = alice.get("/t/acme").await.text().await.unwrap();
+    assert!(
+        dashboard.contains("This tenant is suspended"),
+        "{dashboard}"
+    );
+    let status: String = sqlx::query_scalar("select status from tenant where slug = 'acme'")
+        .fetch_one(&app.owner)
+        .await
+        .unwrap();
+    assert_eq!(status, "suspended");
+    assert_eq!(tenant_row(&app, &code).await.0, "initrode");
 }

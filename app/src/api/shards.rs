@@ -5,16 +5,65 @@ use crate::error::AppError;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+/// A shard's settings, as the operator edits them (the API key is write-only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ShardDetail {
+pub struct ShardSettings {
     pub cluster_id: String,
     pub name: String,
     pub region: String,
     pub login_server_url: String,
     pub api_url: String,
     pub node_capacity: i32,
+}
+
+/// A shard with its sync state, tenants and orphans, for its operator page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardDetail {
+    pub settings: ShardSettings,
+    /// `active`, `draining` or `disabled`.
     pub status: String,
-    pub tenants: Vec<String>,
+    /// `unknown`, `healthy` or `unhealthy`.
+    pub health: String,
+    pub headscale_version: Option<String>,
+    pub last_sync_latency_ms: Option<i32>,
+    /// RFC 3339, UTC; the mirror is as of this time.
+    pub last_sync_at: Option<String>,
+    pub last_sync_attempt_at: Option<String>,
+    pub last_sync_error: Option<String>,
+    pub consecutive_failures: i32,
+    /// RFC 3339, UTC; null for a disabled shard (not synced).
+    pub next_sync_at: Option<String>,
+    /// Devices on the shard (orphans included) and how many are online.
+    pub nodes: i64,
+    pub online: i64,
+    /// The tenant the shard is reserved for.
+    pub dedicated_to: Option<String>,
+    pub tenants: Vec<ShardTenant>,
+    pub orphans: Vec<OrphanNode>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardTenant {
+    pub slug: String,
+    pub code: String,
+    pub display_name: String,
+    pub suspended: bool,
+    pub devices: i64,
+    pub device_quota: i32,
+    pub members: i64,
+    /// Members whose Headscale user exists on the shard.
+    pub members_on_shard: i64,
+}
+
+/// A node the sync could not give to a tenant of the shard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrphanNode {
+    pub node_id: i64,
+    pub name: String,
+    pub user_name: Option<String>,
+    pub tags: Vec<String>,
+    /// Why, as a sentence.
+    pub reason: String,
 }
 
 #[server(prefix = "/api", endpoint = "get_shard")]
@@ -23,11 +72,57 @@ pub async fn get_shard(cluster_id: String) -> Result<ShardDetail, AppError> {
     let principal = crate::auth::current_principal().map_err(fail)?;
     let scope = principal.operator_scope().map_err(fail)?;
     let state = crate::state::app_state().map_err(fail)?;
-    crate::data::shards::get(&state.pool, &scope, &cluster_id)
+    crate::data::shards::detail(&state.pool, &scope, &cluster_id)
         .await
         .map_err(|e| fail(e.into()))?
-        .map(|(detail, _sealed)| detail)
         .ok_or_else(|| fail(AppError::NotFound(format!("Shard “{cluster_id}”"))))
+}
+
+/// Drains (no new tenants), disables (no new tenants, no sync) or reactivates a shard.
+/// Needs no connection test, so a dead shard can be taken out of service.
+#[server(prefix = "/api", endpoint = "set_shard_status")]
+pub async fn set_shard_status(cluster_id: String, status: String) -> Result<(), AppError> {
+    use crate::domain::shard::ShardStatus;
+    use crate::error::fail;
+    let principal = crate::auth::current_principal().map_err(fail)?;
+    let scope = principal.operator_scope().map_err(fail)?;
+    let state = crate::state::app_state().map_err(fail)?;
+    let status = ShardStatus::parse(&status).ok_or_else(|| {
+        fail(AppError::Invalid(
+            "Choose active, draining or disabled.".into(),
+        ))
+    })?;
+    let found = crate::data::shards::set_status(&state.pool, &scope, &cluster_id, status)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    if !found {
+        return Err(fail(AppError::NotFound(format!("Shard “{cluster_id}”"))));
+    }
+    tracing::info!(%cluster_id, status = status.as_str(), "shard status changed");
+    leptos_axum::redirect(&format!(
+        "/operator/shards/{cluster_id}?status={}",
+        status.as_str()
+    ));
+    Ok(())
+}
+
+/// Makes the shard due for the background sync now (it runs within a second or two).
+#[server(prefix = "/api", endpoint = "sync_shard_now")]
+pub async fn sync_shard_now(cluster_id: String) -> Result<(), AppError> {
+    use crate::error::fail;
+    let principal = crate::auth::current_principal().map_err(fail)?;
+    let scope = principal.operator_scope().map_err(fail)?;
+    let state = crate::state::app_state().map_err(fail)?;
+    let queued = crate::data::shards::sync_now(&state.pool, &scope, &cluster_id)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    if !queued {
+        return Err(fail(AppError::Conflict(format!(
+            "Shard {cluster_id} is disabled or unknown; it is not synced."
+        ))));
+    }
+    leptos_axum::redirect(&format!("/operator/shards/{cluster_id}?sync=queued"));
+    Ok(())
 }
 
 /// Creates (`editing` empty) or updates (`editing` = the cluster ID) a shard. The API key
@@ -43,7 +138,6 @@ pub async fn save_shard(
     api_url: String,
     node_capacity: String,
     api_key: String,
-    status: String,
 ) -> Result<String, AppError> {
     use crate::data::shards::{self, NewShard};
     use crate::domain::shard::*;
@@ -73,8 +167,6 @@ pub async fn save_shard(
         api_url: parse_base_url("API URL", &api_url).map_err(invalid)?,
         node_capacity: parse_capacity(&node_capacity).map_err(invalid)?,
     };
-    let status = ShardStatus::parse(&status)
-        .ok_or_else(|| invalid("Choose active, draining or disabled.".into()))?;
 
     let existing = shards::get(&state.pool, &scope, &cluster_id)
         .await
@@ -122,7 +214,7 @@ pub async fn save_shard(
         .await
         .map_err(|e| invalid(format!("Connection test failed: {e}")))?;
 
-    shards::save(&state.pool, &scope, &state.secrets, &shard, &key, status)
+    shards::save(&state.pool, &scope, &state.secrets, &shard, &key)
         .await
         .map_err(|e| fail(e.into()))?;
     tracing::info!(cluster_id = %cluster_id, %version, "shard saved");

@@ -13,6 +13,8 @@ pub struct Membership {
     pub display_name: String,
     pub role: TenantRole,
     pub from_idp: bool,
+    /// The tenant is suspended: its people may look, not change (docs/tenants.md).
+    pub suspended: bool,
 }
 
 /// A signed-in person as loaded for this request (session checked, roles from the
@@ -38,6 +40,7 @@ pub struct TenantScope {
     tenant_id: Uuid,
     person_id: Uuid,
     role: TenantRole,
+    suspended: bool,
 }
 
 impl TenantScope {
@@ -48,6 +51,7 @@ impl TenantScope {
             tenant_id,
             person_id,
             role,
+            suspended: false,
         }
     }
 
@@ -59,6 +63,20 @@ impl TenantScope {
     }
     pub fn role(&self) -> TenantRole {
         self.role
+    }
+
+    /// Refuses changes while the tenant is suspended. `Principal::tenant_scope` applies
+    /// it to every changing permission; a change made under a reading permission (a
+    /// member's own device) must call it itself.
+    pub fn require_active(&self) -> Result<(), AppError> {
+        if self.suspended {
+            Err(AppError::Conflict(
+                "This tenant is suspended, so changes are paused. Contact the service operator."
+                    .into(),
+            ))
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -96,11 +114,16 @@ impl Principal {
             tracing::info!(person_id = %self.person_id, tenant = %slug, ?permission, "forbidden");
             return Err(AppError::Forbidden);
         }
-        Ok(TenantScope {
+        let scope = TenantScope {
             tenant_id: m.tenant_id,
             person_id: self.person_id,
             role: m.role,
-        })
+            suspended: m.suspended,
+        };
+        if permission.changes() {
+            scope.require_active()?;
+        }
+        Ok(scope)
     }
 
     pub fn operator_scope(&self) -> Result<OperatorScope, AppError> {
@@ -157,6 +180,7 @@ mod tests {
                 display_name: "Acme".into(),
                 role: TenantRole::Member,
                 from_idp: true,
+                suspended: false,
             }],
         }
     }
@@ -174,6 +198,27 @@ mod tests {
             p.tenant_scope("acme", Permission::ManagePolicy),
             Err(AppError::Forbidden)
         );
+    }
+
+    #[test]
+    fn a_suspended_tenant_can_be_read_not_changed() {
+        let mut p = alice();
+        p.memberships[0].role = TenantRole::Admin;
+        p.memberships[0].suspended = true;
+        let scope = p.tenant_scope("acme", Permission::ViewAll).unwrap();
+        assert!(matches!(scope.require_active(), Err(AppError::Conflict(_))));
+        for change in [
+            Permission::ManagePolicy,
+            Permission::ManageDevices,
+            Permission::ManageMembers,
+        ] {
+            assert!(
+                matches!(p.tenant_scope("acme", change), Err(AppError::Conflict(m)) if m.contains("suspended")),
+                "{change:?}"
+            );
+        }
+        p.memberships[0].suspended = false;
+        assert!(p.tenant_scope("acme", Permission::ManagePolicy).is_ok());
     }
 
     #[test]

@@ -107,6 +107,7 @@ struct MembershipRow {
     display_name: String,
     role: String,
     source: String,
+    status: String,
 }
 
 /// The person with their memberships, as the current request should see them.
@@ -125,7 +126,7 @@ pub async fn load_principal(
         return Ok(None);
     };
     let rows = sqlx::query_as::<_, MembershipRow>(
-        "select m.tenant_id, t.slug, t.display_name, m.role, m.source
+        "select m.tenant_id, t.slug, t.display_name, m.role, m.source, t.status
          from membership m join tenant t on t.id = m.tenant_id
          where m.person_id = $1
          order by t.display_name, t.slug",
@@ -148,6 +149,7 @@ pub async fn load_principal(
                     display_name: r.display_name,
                     role: TenantRole::parse(&r.role)?,
                     from_idp: r.source == "idp",
+                    suspended: r.status == "suspended",
                 })
             })
             .collect(),

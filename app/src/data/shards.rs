@@ -3,8 +3,12 @@
 use super::secret::SecretBox;
 use super::{operator_tx, system_tx};
 use crate::api::operator::ShardListRow;
+use crate::api::shards::{OrphanNode, ShardDetail, ShardSettings, ShardTenant};
 use crate::auth::OperatorScope;
+use crate::domain::shard::ShardStatus;
+use crate::domain::sync::OrphanReason;
 use sqlx::PgPool;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 #[derive(Debug, Clone)]
@@ -36,7 +40,7 @@ async fn write(
     secrets: &SecretBox,
     shard: &NewShard,
     api_key: &str,
-    status: Option<crate::domain::shard::ShardStatus>,
+    status: Option<ShardStatus>,
 ) -> Result<Uuid, sqlx::Error> {
     let sealed = secrets.seal(api_key);
     let id = sqlx::query_scalar(
@@ -120,30 +124,26 @@ pub async fn list(pool: &PgPool, scope: &OperatorScope) -> Result<Vec<ShardListR
 }
 
 #[derive(sqlx::FromRow)]
-struct DetailRow {
+struct SettingsRow {
     cluster_id: String,
     name: String,
     region: String,
     login_server_url: String,
     api_url: String,
     node_capacity: i32,
-    status: String,
     api_key_sealed: Vec<u8>,
-    tenants: Vec<String>,
 }
 
-/// One shard with its sealed API key (which never leaves the server).
+/// A shard's settings with its sealed API key (which never leaves the server).
 pub async fn get(
     pool: &PgPool,
     scope: &OperatorScope,
     cluster_id: &str,
-) -> Result<Option<(crate::api::shards::ShardDetail, Vec<u8>)>, sqlx::Error> {
+) -> Result<Option<(ShardSettings, Vec<u8>)>, sqlx::Error> {
     let mut tx = operator_tx(pool, scope).await?;
-    let row = sqlx::query_as::<_, DetailRow>(
-        "select s.cluster_id, s.name, s.region, s.login_server_url, s.api_url, s.node_capacity,
-                s.status, s.api_key_sealed,
-                coalesce(array(select t.slug from tenant t where t.shard_id = s.id order by t.slug), '{}') as tenants
-         from shard s where s.cluster_id = $1",
+    let row = sqlx::query_as::<_, SettingsRow>(
+        "select cluster_id, name, region, login_server_url, api_url, node_capacity, api_key_sealed
+           from shard where cluster_id = $1",
     )
     .bind(cluster_id)
     .fetch_optional(&mut *tx)
@@ -151,30 +151,217 @@ pub async fn get(
     tx.commit().await?;
     Ok(row.map(|r| {
         (
-            crate::api::shards::ShardDetail {
+            ShardSettings {
                 cluster_id: r.cluster_id,
                 name: r.name,
                 region: r.region,
                 login_server_url: r.login_server_url,
                 api_url: r.api_url,
                 node_capacity: r.node_capacity,
-                status: r.status,
-                tenants: r.tenants,
             },
             r.api_key_sealed,
         )
     }))
 }
 
-/// Saves a shard from the operator screens (create or update by `cluster_id`).
+#[derive(sqlx::FromRow)]
+struct DetailRow {
+    id: Uuid,
+    cluster_id: String,
+    name: String,
+    region: String,
+    login_server_url: String,
+    api_url: String,
+    node_capacity: i32,
+    status: String,
+    health: String,
+    headscale_version: Option<String>,
+    last_sync_latency_ms: Option<i32>,
+    last_sync_at: Option<OffsetDateTime>,
+    last_sync_attempt_at: Option<OffsetDateTime>,
+    last_sync_error: Option<String>,
+    consecutive_failures: i32,
+    next_sync_at: OffsetDateTime,
+    nodes: i64,
+    online: i64,
+    dedicated_to: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct TenantRow {
+    slug: String,
+    code: String,
+    display_name: String,
+    status: String,
+    devices: i64,
+    device_quota: i32,
+    members: i64,
+    members_on_shard: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct OrphanRow {
+    node_id: i64,
+    given_name: String,
+    user_name: Option<String>,
+    tags: Vec<String>,
+    orphan_reason: String,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A shard with its sync state, its tenants (devices, members and how many of them have
+/// their user on the shard) and its orphaned nodes, from Postgres only.
+pub async fn detail(
+    pool: &PgPool,
+    scope: &OperatorScope,
+    cluster_id: &str,
+) -> Result<Option<ShardDetail>, sqlx::Error> {
+    let mut tx = operator_tx(pool, scope).await?;
+    let Some(r) = sqlx::query_as::<_, DetailRow>(
+        "select s.id, s.cluster_id, s.name, s.region, s.login_server_url, s.api_url,
+                s.node_capacity, s.status, s.health, s.headscale_version,
+                s.last_sync_latency_ms, s.last_sync_at, s.last_sync_attempt_at,
+                s.last_sync_error, s.consecutive_failures, s.next_sync_at,
+                (select count(*) from node n where n.shard_id = s.id and n.removed_at is null) as nodes,
+                (select count(*) from node n where n.shard_id = s.id and n.removed_at is null
+                   and n.online) as online,
+                (select t.slug from tenant t where t.id = s.dedicated_tenant_id) as dedicated_to
+           from shard s where s.cluster_id = $1",
+    )
+    .bind(cluster_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let tenants = sqlx::query_as::<_, TenantRow>(
+        "select t.slug, t.code, t.display_name, t.status, t.device_quota,
+                (select count(*) from node n
+                  where n.tenant_id = t.id and n.shard_id = $1 and n.removed_at is null) as devices,
+                (select count(*) from membership m where m.tenant_id = t.id) as members,
+                (select count(*) from membership m
+                   join shard_user su on su.shard_id = $1 and su.tenant_id = m.tenant_id
+                                     and su.person_id = m.person_id
+                  where m.tenant_id = t.id) as members_on_shard
+           from tenant t where t.shard_id = $1 order by t.slug",
+    )
+    .bind(r.id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let orphans = sqlx::query_as::<_, OrphanRow>(
+        "select node_id, given_name, user_name, tags, orphan_reason from node
+          where shard_id = $1 and removed_at is null and tenant_id is null
+          order by node_id limit 200",
+    )
+    .bind(r.id)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(ShardDetail {
+        settings: ShardSettings {
+            cluster_id: r.cluster_id,
+            name: r.name,
+            region: r.region,
+            login_server_url: r.login_server_url,
+            api_url: r.api_url,
+            node_capacity: r.node_capacity,
+        },
+        next_sync_at: (r.status != "disabled").then(|| rfc3339(r.next_sync_at)),
+        status: r.status,
+        health: r.health,
+        headscale_version: r.headscale_version,
+        last_sync_latency_ms: r.last_sync_latency_ms,
+        last_sync_at: r.last_sync_at.map(rfc3339),
+        last_sync_attempt_at: r.last_sync_attempt_at.map(rfc3339),
+        last_sync_error: r.last_sync_error,
+        consecutive_failures: r.consecutive_failures,
+        nodes: r.nodes,
+        online: r.online,
+        dedicated_to: r.dedicated_to,
+        tenants: tenants
+            .into_iter()
+            .map(|t| ShardTenant {
+                slug: t.slug,
+                code: t.code,
+                display_name: t.display_name,
+                suspended: t.status == "suspended",
+                devices: t.devices,
+                device_quota: t.device_quota,
+                members: t.members,
+                members_on_shard: t.members_on_shard,
+            })
+            .collect(),
+        orphans: orphans
+            .into_iter()
+            .map(|o| OrphanNode {
+                node_id: o.node_id,
+                name: o.given_name,
+                user_name: o.user_name,
+                tags: o.tags,
+                reason: OrphanReason::parse(&o.orphan_reason)
+                    .map(|r| r.explain().to_string())
+                    .unwrap_or(o.orphan_reason),
+            })
+            .collect(),
+    }))
+}
+
+/// Saves a shard from the operator screens (create or update by `cluster_id`); an
+/// existing shard keeps its status.
 pub async fn save(
     pool: &PgPool,
     scope: &OperatorScope,
     secrets: &SecretBox,
     shard: &NewShard,
     api_key: &str,
-    status: crate::domain::shard::ShardStatus,
 ) -> Result<Uuid, sqlx::Error> {
     let tx = operator_tx(pool, scope).await?;
-    write(tx, secrets, shard, api_key, Some(status)).await
+    write(tx, secrets, shard, api_key, None).await
+}
+
+/// Sets a shard's status. Reactivating or draining a disabled shard makes it due for a
+/// sync at once. Returns false when there is no such shard.
+pub async fn set_status(
+    pool: &PgPool,
+    scope: &OperatorScope,
+    cluster_id: &str,
+    status: ShardStatus,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = operator_tx(pool, scope).await?;
+    let n = sqlx::query(
+        "update shard set status = $2, updated_at = now(),
+                next_sync_at = case when status = 'disabled' and $2 <> 'disabled'
+                                    then now() else next_sync_at end
+          where cluster_id = $1",
+    )
+    .bind(cluster_id)
+    .bind(status.as_str())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(n == 1)
+}
+
+/// Makes a shard that is not disabled due for the background sync now. Returns false
+/// for a disabled or unknown shard.
+pub async fn sync_now(
+    pool: &PgPool,
+    scope: &OperatorScope,
+    cluster_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = operator_tx(pool, scope).await?;
+    let n = sqlx::query(
+        "update shard set next_sync_at = now() where cluster_id = $1 and status <> 'disabled'",
+    )
+    .bind(cluster_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+    Ok(n == 1)
 }

@@ -314,3 +314,228 @@ pub async fn create(
     tx.commit().await?;
     Ok((code, decision))
 }
+
+#[derive(sqlx::FromRow)]
+struct AdminRow {
+    id: Uuid,
+    slug: String,
+    code: String,
+    display_name: String,
+    plan: String,
+    region: String,
+    status: String,
+    device_quota: i32,
+    key_quota: i32,
+    placement_reason: Option<String>,
+    created_at: time::OffsetDateTime,
+    shard_cluster_id: Option<String>,
+    shard_name: Option<String>,
+    shard_health: Option<String>,
+    dedicated: bool,
+    devices: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct AdminMemberRow {
+    display_name: String,
+    email: Option<String>,
+    role: String,
+    source: String,
+    handle: String,
+    shard_user: Option<String>,
+}
+
+/// A tenant as operators manage it, with its members and their shard users.
+pub async fn get_admin(
+    pool: &PgPool,
+    scope: &OperatorScope,
+    slug: &str,
+) -> Result<Option<crate::api::tenants::TenantAdmin>, sqlx::Error> {
+    use crate::api::tenants::{TenantAdmin, TenantAdminMember};
+    let mut tx = operator_tx(pool, scope).await?;
+    let Some(r) = sqlx::query_as::<_, AdminRow>(
+        "select t.id, t.slug, t.code, t.display_name, t.plan, t.region, t.status,
+                t.device_quota, t.key_quota, t.placement_reason, t.created_at,
+                s.cluster_id as shard_cluster_id, s.name as shard_name, s.health as shard_health,
+                coalesce(s.dedicated_tenant_id = t.id, false) as dedicated,
+                (select count(*) from node n where n.tenant_id = t.id and n.removed_at is null) as devices
+           from tenant t left join shard s on s.id = t.shard_id
+          where t.slug = $1",
+    )
+    .bind(slug)
+    .fetch_optional(&mut *tx)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let members = sqlx::query_as::<_, AdminMemberRow>(
+        "select p.display_name, p.email, m.role, m.source, m.handle, su.user_name as shard_user
+           from membership m
+           join person p on p.id = m.person_id
+           join tenant t on t.id = m.tenant_id
+           left join shard_user su
+             on su.shard_id = t.shard_id and su.tenant_id = t.id and su.person_id = m.person_id
+          where m.tenant_id = $1
+          order by m.handle",
+    )
+    .bind(r.id)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(TenantAdmin {
+        slug: r.slug,
+        code: r.code.clone(),
+        display_name: r.display_name,
+        plan: r.plan,
+        region: r.region,
+        suspended: r.status == "suspended",
+        device_quota: r.device_quota,
+        key_quota: r.key_quota,
+        placement_reason: r.placement_reason,
+        created_at: r
+            .created_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        shard_cluster_id: r.shard_cluster_id,
+        shard_name: r.shard_name,
+        shard_health: r.shard_health,
+        dedicated: r.dedicated,
+        devices: r.devices,
+        members: members
+            .into_iter()
+            .map(|m| TenantAdminMember {
+                user_name: crate::domain::shard_users::user_name(&r.code, &m.handle),
+                display_name: m.display_name,
+                email: m.email,
+                role: TenantRole::parse(&m.role).unwrap_or(TenantRole::Member),
+                from_idp: m.source == "idp",
+                on_shard: m.shard_user.is_some(),
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateTenantError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("Tenant “{0}” was not found.")]
+    NotFound(String),
+    #[error("A tenant with the slug {0} already exists.")]
+    SlugTaken(String),
+    /// The change does not fit; the sentence says why and what would.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Changes a tenant's slug and settings. The code and the shard never change here:
+/// placement is sticky (docs/placement.md), so a new region or plan applies to the next
+/// placement decision, not as a move. A larger device quota must fit the shard's
+/// capacity next to the other tenants' quotas (checked under a lock of the shard row,
+/// as at creation); a smaller one may not go below the devices the tenant has.
+pub async fn update(
+    pool: &PgPool,
+    scope: &OperatorScope,
+    slug: &str,
+    new_slug: &TenantSlug,
+    settings: &crate::domain::tenant::TenantSettings,
+) -> Result<(), UpdateTenantError> {
+    #[derive(sqlx::FromRow)]
+    struct Current {
+        id: Uuid,
+        device_quota: i32,
+        shard_id: Option<Uuid>,
+    }
+    let mut tx = operator_tx(pool, scope).await?;
+    let current = sqlx::query_as::<_, Current>(
+        "select id, device_quota, shard_id from tenant where slug = $1 for update",
+    )
+    .bind(slug)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| UpdateTenantError::NotFound(slug.to_string()))?;
+    if new_slug.as_str() != slug {
+        let taken: bool =
+            sqlx::query_scalar("select exists (select 1 from tenant where slug = $1)")
+                .bind(new_slug.as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+        if taken {
+            return Err(UpdateTenantError::SlugTaken(new_slug.to_string()));
+        }
+    }
+    let devices: i64 =
+        sqlx::query_scalar("select count(*) from node where tenant_id = $1 and removed_at is null")
+            .bind(current.id)
+            .fetch_one(&mut *tx)
+            .await?;
+    if i64::from(settings.device_quota) < devices {
+        return Err(UpdateTenantError::Refused(format!(
+            "The tenant has {devices} devices now; its device quota cannot go below that. \
+             Remove devices first."
+        )));
+    }
+    if let Some(shard_id) = current.shard_id {
+        if settings.device_quota as i32 > current.device_quota {
+            let (cluster_id, capacity, others): (String, i32, i64) = sqlx::query_as(
+                "select s.cluster_id, s.node_capacity,
+                        coalesce((select sum(t.device_quota) from tenant t
+                                   where t.shard_id = s.id and t.id <> $2), 0)::bigint
+                   from shard s where s.id = $1 for update of s",
+            )
+            .bind(shard_id)
+            .bind(current.id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let room = (i64::from(capacity) - others).max(0);
+            if i64::from(settings.device_quota) > room {
+                return Err(UpdateTenantError::Refused(format!(
+                    "Shard {cluster_id} has room for a device quota of at most {room} for this \
+                     tenant (capacity {capacity}, {others} reserved by other tenants). Raise the \
+                     shard's capacity first, or choose a quota up to {room}."
+                )));
+            }
+        }
+    }
+    let updated = sqlx::query(
+        "update tenant set slug = $2, display_name = $3, plan = $4, region = $5,
+                device_quota = $6, key_quota = $7
+          where id = $1",
+    )
+    .bind(current.id)
+    .bind(new_slug.as_str())
+    .bind(&settings.display_name)
+    .bind(&settings.plan)
+    .bind(&settings.region)
+    .bind(settings.device_quota as i32)
+    .bind(settings.key_quota as i32)
+    .execute(&mut *tx)
+    .await;
+    match updated {
+        Ok(_) => {}
+        Err(sqlx::Error::Database(e)) if e.constraint() == Some("tenant_slug_key") => {
+            return Err(UpdateTenantError::SlugTaken(new_slug.to_string()))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Suspends or reactivates a tenant. Returns false when there is no such tenant.
+pub async fn set_suspended(
+    pool: &PgPool,
+    scope: &OperatorScope,
+    slug: &str,
+    suspended: bool,
+) -> Result<bool, sqlx::Error> {
+    let mut tx = operator_tx(pool, scope).await?;
+    let n = sqlx::query("update tenant set status = $2 where slug = $1")
+        .bind(slug)
+        .bind(if suspended { "suspended" } else { "active" })
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(n == 1)
+}

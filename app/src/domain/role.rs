@@ -34,6 +34,17 @@ pub enum Permission {
     ManageMembers,
 }
 
+impl Permission {
+    /// Whether acting under the permission changes the tenant (paused while it is
+    /// suspended).
+    pub fn changes(self) -> bool {
+        matches!(
+            self,
+            Permission::ManagePolicy | Permission::ManageDevices | Permission::ManageMembers
+        )
+    }
+}
+
 impl TenantRole {
     pub const ALL: [TenantRole; 7] = [
         TenantRole::Owner,

@@ -36,6 +36,21 @@ impl OrphanReason {
         }
     }
 
+    /// Why, in a sentence for the operator.
+    pub fn explain(self) -> &'static str {
+        match self {
+            OrphanReason::NoOwner => "It has neither an owning user nor tags.",
+            OrphanReason::UnknownUser => {
+                "Its user is not named <tenant code>.<member> after any tenant."
+            }
+            OrphanReason::UnknownTag => "A tag is not in any tenant's tag:<code>--… namespace.",
+            OrphanReason::MixedTenants => "Its tags or its user name more than one tenant.",
+            OrphanReason::TenantNotOnShard => {
+                "Its names belong to a tenant placed on another shard."
+            }
+        }
+    }
+
     pub fn parse(s: &str) -> Option<OrphanReason> {
         Some(match s {
             "no_owner" => OrphanReason::NoOwner,

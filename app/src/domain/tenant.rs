@@ -91,6 +91,54 @@ impl fmt::Display for TenantCode {
     }
 }
 
+/// The plans the service sells.
+pub const PLANS: [&str; 3] = ["starter", "business", "enterprise"];
+
+/// A tenant's editable settings, parsed from form input; every error is a sentence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSettings {
+    pub display_name: String,
+    pub plan: String,
+    pub region: String,
+    pub device_quota: u32,
+    pub key_quota: u32,
+}
+
+impl TenantSettings {
+    pub fn parse(
+        display_name: &str,
+        plan: &str,
+        region: &str,
+        device_quota: &str,
+        key_quota: &str,
+    ) -> Result<TenantSettings, String> {
+        let display_name = display_name.trim().to_string();
+        if display_name.is_empty() || display_name.chars().count() > 80 {
+            return Err("Give the tenant a display name of up to 80 characters.".into());
+        }
+        let plan = plan.trim().to_string();
+        if !PLANS.contains(&plan.as_str()) {
+            return Err("Choose the starter, business or enterprise plan.".into());
+        }
+        let region = crate::domain::shard::parse_region(region)?;
+        let device_quota = match device_quota.trim().parse::<u32>() {
+            Ok(n) if (1..=100_000).contains(&n) => n,
+            _ => return Err("The device quota is a whole number from 1 to 100000.".into()),
+        };
+        let key_quota = match key_quota.trim().parse::<u32>() {
+            Ok(n) if n <= 100_000 => n,
+            _ => return Err("The key quota is a whole number from 0 to 100000.".into()),
+        };
+        Ok(TenantSettings {
+            display_name,
+            plan,
+            region,
+            device_quota,
+            key_quota,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,5 +169,30 @@ mod tests {
             let code = TenantCode::from_random(n);
             assert_eq!(TenantCode::parse(code.as_str()), Ok(code));
         }
+    }
+
+    #[test]
+    fn settings_are_checked_field_by_field() {
+        let ok = TenantSettings::parse(" Acme ", "business", "eu-west", "50", "0").unwrap();
+        assert_eq!(
+            ok,
+            TenantSettings {
+                display_name: "Acme".into(),
+                plan: "business".into(),
+                region: "eu-west".into(),
+                device_quota: 50,
+                key_quota: 0
+            }
+        );
+        let err = |d: &str, p: &str, r: &str, q: &str, k: &str| {
+            TenantSettings::parse(d, p, r, q, k).unwrap_err()
+        };
+        assert!(err(" ", "starter", "local", "1", "1").contains("display name"));
+        assert!(err(&"x".repeat(81), "starter", "local", "1", "1").contains("80"));
+        assert!(err("A", "gold", "local", "1", "1").contains("plan"));
+        assert!(err("A", "starter", "EU West", "1", "1").contains("region"));
+        assert!(err("A", "starter", "local", "0", "1").contains("device quota"));
+        assert!(err("A", "starter", "local", "1.5", "1").contains("device quota"));
+        assert!(err("A", "starter", "local", "1", "-1").contains("key quota"));
     }
 }

@@ -10,6 +10,7 @@ use crate::ui::not_found_page::NotFoundPage;
 use crate::ui::operator_page::OperatorPage;
 use crate::ui::shard_detail_page::ShardDetailPage;
 use crate::ui::shard_new_page::ShardNewPage;
+use crate::ui::tenant_admin_page::TenantAdminPage;
 use crate::ui::tenant_dashboard_page::TenantDashboardPage;
 use crate::ui::tenant_new_page::TenantNewPage;
 use leptos::prelude::*;
@@ -81,6 +82,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/operator/shards/new") view=ShardNewPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/tenants/new") view=TenantNewPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/shards/:cluster_id") view=ShardDetailPage ssr=SsrMode::Async />
+                    <Route path=path!("/operator/tenants/:slug") view=TenantAdminPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

@@ -142,3 +142,62 @@ where
         </Transition>
     }
 }
+
+/// A shard's health from the sync, with version and latency, and the last error.
+#[component]
+pub fn HealthBadge(
+    health: String,
+    version: Option<String>,
+    latency_ms: Option<i32>,
+    error: Option<String>,
+) -> impl IntoView {
+    let (tone, label) = match health.as_str() {
+        "healthy" => (Tone::Good, "healthy"),
+        "unhealthy" => (Tone::Bad, "unhealthy"),
+        _ => (Tone::Neutral, "not synced yet"),
+    };
+    let detail = match (&version, latency_ms) {
+        (Some(v), Some(ms)) => format!("v{} · {ms} ms", v.trim_start_matches('v')),
+        (Some(v), None) => format!("v{}", v.trim_start_matches('v')),
+        _ => String::new(),
+    };
+    view! {
+        <Badge tone=tone text=label />
+        <div class="text-xs text-slate-500 dark:text-slate-400">{detail}</div>
+        {error.map(|e| view! { <div class="max-w-xs text-xs text-rose-700 dark:text-rose-300">{e}</div> })}
+    }
+}
+
+/// Devices on the shard against its capacity, as a bar (warning from 80 %).
+#[component]
+pub fn CapacityBar(used: i64, capacity: i32, orphans: i64) -> impl IntoView {
+    let cap = i64::from(capacity.max(1));
+    let pct = (used * 100 / cap).clamp(0, 100);
+    let colour = if pct >= 95 {
+        "fill-rose-500"
+    } else if pct >= 80 {
+        "fill-amber-500"
+    } else {
+        "fill-emerald-500"
+    };
+    view! {
+        <div class="w-40">
+            <div class="text-xs">{format!("{used} / {capacity}")}{(orphans > 0).then(|| format!(" · {orphans} orphaned"))}</div>
+            // An SVG bar: its width is an attribute, which the strict CSP (no inline
+            // styles) allows.
+            <svg
+                class="mt-1 h-1.5 w-full"
+                viewBox="0 0 100 2"
+                preserveAspectRatio="none"
+                role="meter"
+                aria-label="Devices used of capacity"
+                aria-valuemin="0"
+                aria-valuemax=capacity.to_string()
+                aria-valuenow=used.to_string()
+            >
+                <rect width="100" height="2" rx="1" class="fill-slate-200 dark:fill-slate-700" />
+                <rect width=pct.to_string() height="2" rx="1" class=colour />
+            </svg>
+        </div>
+    }
+}

@@ -10,5 +10,6 @@ pub mod operator_page;
 pub mod shard_detail_page;
 pub mod shard_form;
 pub mod shard_new_page;
+pub mod tenant_admin_page;
 pub mod tenant_dashboard_page;
 pub mod tenant_new_page;

@@ -1,7 +1,7 @@
 //! `/operator`: the service-wide view, only for operators.
 
 use crate::api::operator::{get_operator_overview, OperatorOverview};
-use crate::ui::common::{Badge, Card, Loaded, PageHeader, Tone};
+use crate::ui::common::{Badge, CapacityBar, Card, HealthBadge, Loaded, PageHeader, Tone};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -45,7 +45,7 @@ fn Overview(overview: OperatorOverview) -> impl IntoView {
                                         <div class="text-xs text-slate-500">{s.name.clone()}</div>
                                     </td>
                                     <td>{s.region.clone()}</td>
-                                    <td><HealthCell shard=s.clone() /></td>
+                                    <td><HealthBadge health=s.health.clone() version=s.headscale_version.clone() latency_ms=s.last_sync_latency_ms error=s.last_sync_error.clone() /></td>
                                     <td><CapacityBar used=s.nodes capacity=s.node_capacity orphans=s.orphans /></td>
                                     <td>{s.tenants}</td>
                                     <td class="text-xs text-slate-600 dark:text-slate-400">{s.last_sync_at.clone().map(|t| t.replace('T', " ").chars().take(19).collect::<String>() + " UTC").unwrap_or_else(|| "never".into())}</td>
@@ -65,7 +65,7 @@ fn Overview(overview: OperatorOverview) -> impl IntoView {
                     <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
                         {o.tenants.iter().map(|t| view! {
                             <tr>
-                                <td class="py-2"><span class="font-medium">{t.display_name.clone()}</span>" "<span class="text-slate-500">{t.slug.clone()}</span></td>
+                                <td class="py-2"><a class="font-medium text-indigo-700 hover:underline dark:text-indigo-300" href=format!("/operator/tenants/{}", t.slug)>{t.display_name.clone()}</a>" "<span class="text-slate-500">{t.slug.clone()}</span></td>
                                 <td><code>{t.code.clone()}</code></td>
                                 <td>{t.plan.clone()}</td>
                                 <td>{t.region.clone()}</td>
@@ -82,59 +82,6 @@ fn Overview(overview: OperatorOverview) -> impl IntoView {
                     </tbody>
                 </table>
             </Card>
-        </div>
-    }
-}
-
-#[component]
-fn HealthCell(shard: crate::api::operator::ShardListRow) -> impl IntoView {
-    let (tone, label) = match shard.health.as_str() {
-        "healthy" => (Tone::Good, "healthy"),
-        "unhealthy" => (Tone::Bad, "unhealthy"),
-        _ => (Tone::Neutral, "not synced yet"),
-    };
-    let detail = match (&shard.headscale_version, shard.last_sync_latency_ms) {
-        (Some(v), Some(ms)) => format!("v{} · {ms} ms", v.trim_start_matches('v')),
-        (Some(v), None) => format!("v{}", v.trim_start_matches('v')),
-        _ => String::new(),
-    };
-    view! {
-        <Badge tone=tone text=label />
-        <div class="text-xs text-slate-500 dark:text-slate-400">{detail}</div>
-        {shard.last_sync_error.map(|e| view! { <div class="max-w-xs text-xs text-rose-700 dark:text-rose-300">{e}</div> })}
-    }
-}
-
-/// Devices on the shard against its capacity, as a bar (warning from 80 %).
-#[component]
-fn CapacityBar(used: i64, capacity: i32, orphans: i64) -> impl IntoView {
-    let cap = i64::from(capacity.max(1));
-    let pct = (used * 100 / cap).clamp(0, 100);
-    let colour = if pct >= 95 {
-        "fill-rose-500"
-    } else if pct >= 80 {
-        "fill-amber-500"
-    } else {
-        "fill-emerald-500"
-    };
-    view! {
-        <div class="w-40">
-            <div class="text-xs">{format!("{used} / {capacity}")}{(orphans > 0).then(|| format!(" · {orphans} orphaned"))}</div>
-            // An SVG bar: its width is an attribute, which the strict CSP (no inline
-            // styles) allows.
-            <svg
-                class="mt-1 h-1.5 w-full"
-                viewBox="0 0 100 2"
-                preserveAspectRatio="none"
-                role="meter"
-                aria-label="Devices used of capacity"
-                aria-valuemin="0"
-                aria-valuemax=capacity.to_string()
-                aria-valuenow=used.to_string()
-            >
-                <rect width="100" height="2" rx="1" class="fill-slate-200 dark:fill-slate-700" />
-                <rect width=pct.to_string() height="2" rx="1" class=colour />
-            </svg>
         </div>
     }
 }

@@ -1,7 +1,7 @@
 //! The add/edit form of a shard (operator). A plain ActionForm: works without JavaScript,
 //! and errors come back into the form either way.
 
-use crate::api::shards::{SaveShard, ShardDetail};
+use crate::api::shards::{SaveShard, ShardSettings};
 use crate::ui::common::{FormError, INPUT};
 use leptos::prelude::*;
 
@@ -22,21 +22,18 @@ fn Field(
 }
 
 #[component]
-pub fn ShardForm(existing: Option<ShardDetail>) -> impl IntoView {
+pub fn ShardForm(existing: Option<ShardSettings>) -> impl IntoView {
     let action = ServerAction::<SaveShard>::new();
     let editing = existing.is_some();
-    let e = existing.unwrap_or(ShardDetail {
+    let e = existing.unwrap_or(ShardSettings {
         cluster_id: String::new(),
         name: String::new(),
         region: "local".into(),
         login_server_url: String::new(),
         api_url: String::new(),
         node_capacity: 500,
-        status: "active".into(),
-        tenants: vec![],
     });
     let error = move || action.value().get().and_then(|r| r.err());
-    let status = e.status.clone();
     view! {
         <ActionForm action=action attr:class="space-y-5" attr:aria-label=if editing { "Edit shard" } else { "Add shard" }>
             <input type="hidden" name="editing" value=if editing { e.cluster_id.clone() } else { String::new() } />
@@ -62,13 +59,6 @@ pub fn ShardForm(existing: Option<ShardDetail>) -> impl IntoView {
                 </Field>
                 <Field id="api_key" label="API key" help=if editing { "Write-only. Leave empty to keep the stored key." } else { "From headscale apikeys create. Stored encrypted; never shown again." }>
                     <input id="api_key" name="api_key" type="password" autocomplete="off" required=!editing class=INPUT aria-describedby="api_key-help" />
-                </Field>
-                <Field id="status" label="Status" help="Draining keeps tenants but takes no new ones; disabled also stops syncing.">
-                    <select id="status" name="status" class=INPUT aria-describedby="status-help">
-                        {["active", "draining", "disabled"].into_iter().map(|s| view! {
-                            <option value=s selected=status == s>{s}</option>
-                        }).collect_view()}
-                    </select>
                 </Field>
             </div>
             <div class="flex items-center gap-3">

@@ -221,6 +221,19 @@ impl TestApp {
     }
 
     /// True when a protected page is served (not redirected to the login page).
+    /// Another browser (its own cookies) on the same portal, signed in as `user`.
+    pub async fn another_browser(&self, user: &str) -> TestApp {
+        let other = TestApp {
+            base: self.base.clone(),
+            owner: self.owner.clone(),
+            clock: self.clock.clone(),
+            http: browser(),
+            idp: self.idp.clone(),
+        };
+        other.sign_in(user).await;
+        other
+    }
+
     pub async fn is_signed_in(&self) -> bool {
         let res = self.get("/t/acme").await;
         match res.status() {
