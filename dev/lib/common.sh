@@ -68,39 +68,49 @@ _installed_version() {
 
 # _go_install GOBIN MODULE PKG VERSION — `go install PKG@vVERSION` into GOBIN.
 #
-# Gotcha: `go install pkg@version` also looks up the module's *latest* version
-# to print deprecation notices, which reads `<module>/@v/list` from the proxy.
-# Some proxies/mirrors (this machine's, for github.com/juanfont/headscale)
-# answer 403 for that list while serving the pinned version fine, and a 403
-# (unlike 404/410) is fatal. In that case retry with a local file:// proxy in
-# front that only answers the list (with the pinned version); every other
-# request falls through to the real proxy. The binary still records the real
-# module version in its build info, which Headscale reports on /version.
+# Two gotchas of this machine's module proxy, each handled by a retry:
+# - `go install pkg@version` also looks up the module's *latest* version to print
+#   deprecation notices, which reads `<module>/@v/list`. The proxy answers 403 for
+#   github.com/juanfont/headscale's list while serving the pinned version fine, and a
+#   403 (unlike 404/410) is fatal. Retry with a local file:// proxy in front that only
+#   answers the list (with the pinned version); everything else falls through to the
+#   real proxy. The binary still records the real module version, which Headscale
+#   reports on /version.
+# - The checksum database answers 404 for a few pseudo-versions (headscale 0.28.0
+#   needs github.com/tailscale/tailsql@v0.0.0-2026…). Retry with that one module in
+#   GONOSUMDB (its download then comes from the proxy without that check).
 _go_install() {
-  local gobin="$1" module="$2" pkg="$3" ver="$4" out
+  local gobin="$1" module="$2" pkg="$3" ver="$4" out attempt
   command -v go >/dev/null || die "go not found (install Go >= 1.26 to /usr/local/go)"
   mkdir -p "$gobin"
   log "go install $pkg@v$ver (this takes a few minutes on first run)"
-  if out=$(cd /tmp && GOBIN="$gobin" GOFLAGS="${GOFLAGS:--buildvcs=false}" \
-      go install "$pkg@v$ver" 2>&1); then
-    return 0
-  fi
-  if ! grep -qE 'loading deprecation|@v/list' <<<"$out"; then
-    printf '%s\n' "$out" >&2
-    die "go install $pkg@v$ver failed"
-  fi
-  log "proxy refuses $module/@v/list; retrying with a local list shim"
-  local shim="$PORTAL_CACHE/goproxy-shim"
-  local escaped
-  # Module path escaping for the proxy protocol: upper case -> !lower.
-  escaped=$(sed -E 's/([A-Z])/!\L\1/g' <<<"$module")
-  mkdir -p "$shim/$escaped/@v"
-  printf 'v%s\n' "$ver" >"$shim/$escaped/@v/list"
-  local upstream
-  upstream=$(go env GOPROXY)
-  (cd /tmp && GOBIN="$gobin" GOFLAGS="${GOFLAGS:--buildvcs=false}" \
-    GOPROXY="file://$shim,$upstream" go install "$pkg@v$ver" >&2) \
-    || die "go install $pkg@v$ver failed (also with the list shim)"
+  local proxy nosumdb="${GONOSUMDB:-}" unverified
+  proxy=$(go env GOPROXY)
+  for attempt in 1 2 3 4; do
+    if out=$(cd /tmp && GOBIN="$gobin" GOFLAGS="${GOFLAGS:--buildvcs=false}" \
+        GOPROXY="$proxy" GONOSUMDB="$nosumdb" go install "$pkg@v$ver" 2>&1); then
+      return 0
+    fi
+    if grep -qE 'loading deprecation|@v/list' <<<"$out" && [[ "$proxy" != file://* ]]; then
+      log "proxy refuses $module/@v/list; retrying with a local list shim"
+      local shim="$PORTAL_CACHE/goproxy-shim" escaped
+      # Module path escaping for the proxy protocol: upper case -> !lower.
+      escaped=$(sed -E 's/([A-Z])/!\L\1/g' <<<"$module")
+      mkdir -p "$shim/$escaped/@v"
+      printf 'v%s\n' "$ver" >"$shim/$escaped/@v/list"
+      proxy="file://$shim,$proxy"
+      continue
+    fi
+    unverified=$(sed -nE 's#.*verifying module: ([^@ ]+)@[^:]*: reading .*/sumdb/.*: 404 Not Found.*#\1#p' <<<"$out" | head -n1)
+    if [[ -n "$unverified" && ",$nosumdb," != *",$unverified,"* ]]; then
+      log "checksum database does not know $unverified; retrying without it for that module"
+      nosumdb="${nosumdb:+$nosumdb,}$unverified"
+      continue
+    fi
+    break
+  done
+  printf '%s\n' "$out" >&2
+  die "go install $pkg@v$ver failed"
 }
 
 # ensure_go_tools — headscale, tailscaled, tailscale at the pinned versions in

@@ -8,8 +8,10 @@
 //!   `PORTAL_CACHE` defaulting to `~/.cache/hsportal`); tailscaled and tailscale come
 //!   from `$PORTAL_CACHE/bin` as dev/lib/tailscale.sh finds them.
 //! - `TEST_HS_VERSION`: the version that binary reports (default 0.29.2).
+//! - `TEST_HS028_BIN`, `TEST_HS028_VERSION`: the newest Headscale 0.28 (dev/test builds
+//!   it with `ensure_headscale_version 0.28.x`) and its version (default 0.28.0).
 //! - `TEST_SYNC_HTTP_PORT`, `TEST_SYNC_GRPC_PORT`, `TEST_SYNC_METRICS_PORT`: the first of
-//!   5 consecutive ports each for the shards these tests start (defaults 18480, 50840,
+//!   6 consecutive ports each for the shards these tests start (defaults 18480, 50840,
 //!   19480).
 //! - `DATABASE_URL` (owner role) as for every `sqlx::test`; the application role from
 //!   `TEST_APP_DB_USER` / `TEST_APP_DB_PASSWORD` (default `portal_app`).
@@ -23,7 +25,7 @@ use app::data::sync::{
     SyncCounts, SyncError, SyncTiming,
 };
 use app::headscale::{
-    ApiKey, NewPreAuthKey, NewUser, Node, PreAuthKey, ShardClient, ShardClientOptions,
+    ApiKey, NewPreAuthKey, NewUser, Node, PreAuthKey, ShardClient, ShardClientOptions, UserId,
 };
 use serde_json::json;
 use server::jobs::sync::{SyncOutcome, SyncReport, SyncSettings, SyncWorker};
@@ -149,8 +151,9 @@ struct RealShard {
     cluster_id: String,
     url: String,
     api_key: String,
-    /// Which block of ports it uses (0–4), to start it again after a stop.
+    /// Which block of ports it uses (0–5), to start it again after a stop.
     slot: u16,
+    bin: String,
 }
 
 impl RealShard {
@@ -216,8 +219,14 @@ impl Stack {
         })
     }
 
-    /// Starts shard `cluster_id` on the ports of `slot` (0–4).
+    /// Starts shard `cluster_id` on the ports of `slot` (0–5).
     async fn start_shard(&self, cluster_id: &str, slot: u16) -> RealShard {
+        self.start_shard_with(cluster_id, slot, &Self::headscale_bin())
+            .await
+    }
+
+    /// Starts shard `cluster_id` from the headscale binary `bin`.
+    async fn start_shard_with(&self, cluster_id: &str, slot: u16, bin: &str) -> RealShard {
         let http = env_port("TEST_SYNC_HTTP_PORT", 18480) + slot;
         let grpc = env_port("TEST_SYNC_GRPC_PORT", 50840) + slot;
         let metrics = env_port("TEST_SYNC_METRICS_PORT", 19480) + slot;
@@ -230,7 +239,7 @@ impl Stack {
                 &http.to_string(),
                 &grpc.to_string(),
                 &metrics.to_string(),
-                &Self::headscale_bin(),
+                bin,
             ],
         )
         .await;
@@ -244,11 +253,14 @@ impl Stack {
             url: format!("http://127.0.0.1:{http}"),
             api_key,
             slot,
+            bin: bin.to_string(),
         }
     }
 
     async fn restart_shard(&self, shard: &RealShard) {
-        let again = self.start_shard(&shard.cluster_id, shard.slot).await;
+        let again = self
+            .start_shard_with(&shard.cluster_id, shard.slot, &shard.bin)
+            .await;
         assert_eq!(again.api_key, shard.api_key, "same state, same API key");
     }
 
@@ -498,25 +510,50 @@ async fn settled_nodes(client: &ShardClient, count: usize) -> Vec<Node> {
 /// Neither the shard's API key nor the device's pre-auth key reaches a log or a table.
 #[sqlx::test(migrator = "server::startup::MIGRATOR")]
 async fn a_members_device_is_mirrored_with_its_online_interval(owner: PgPool) {
+    let expected = std::env::var("TEST_HS_VERSION").unwrap_or_else(|_| "0.29.2".into());
+    device_lifecycle(owner, "hs-sync-a", 0, &Stack::headscale_bin(), &expected).await;
+}
+
+/// The same against the newest Headscale 0.28 (`TEST_HS028_BIN`, built by dev/test):
+/// the client adapts to its API and the mirror comes out the same.
+#[sqlx::test(migrator = "server::startup::MIGRATOR")]
+async fn a_members_device_on_a_headscale_028_shard_is_mirrored_alike(owner: PgPool) {
+    let bin = std::env::var("TEST_HS028_BIN").expect(
+        "TEST_HS028_BIN is not set: run the tests through dev/test, which builds Headscale 0.28",
+    );
+    let expected = std::env::var("TEST_HS028_VERSION").unwrap_or_else(|_| "0.28.0".into());
+    device_lifecycle(owner, "hs-sync-f", 5, &bin, &expected).await;
+}
+
+async fn device_lifecycle(owner: PgPool, cluster_id: &str, slot: u16, bin: &str, expected: &str) {
     let (logs, _guard) = Logs::capture();
     let stack = Stack::new();
-    let real = stack.start_shard("hs-sync-a", 0).await;
+    let real = stack.start_shard_with(cluster_id, slot, bin).await;
     let pool = app_pool(&owner);
     let (acme, _globex) = seed_tenants(&owner).await;
     let shard = seed_shard(&pool, &real.cluster_id, &real.url, &real.api_key).await;
     place(&owner, acme, Some(shard)).await;
+    seed_member(&owner, acme, "alice", "alice@acme.test").await;
 
+    // The sync gives the member her user on the shard; the key is made for it.
+    let sync = SyncWorker::new(pool.clone(), secrets(), fast_settings()).spawn();
+    let alice_id: i64 = eventually(
+        "alice's user on the shard",
+        Duration::from_secs(10),
+        || async {
+            sqlx::query_scalar(
+                "select headscale_user_id from shard_user where user_name = 't7k2.alice'",
+            )
+            .fetch_optional(&owner)
+            .await
+            .expect("shard user")
+        },
+    )
+    .await;
     let client = real.client();
-    let alice = client
-        .create_user(&NewUser {
-            name: "t7k2.alice".into(),
-            ..NewUser::default()
-        })
-        .await
-        .expect("create user");
     let key = client
         .create_pre_auth_key(&NewPreAuthKey {
-            user: Some(alice.id),
+            user: Some(UserId(alice_id as u64)),
             reusable: false,
             ephemeral: false,
             expiration: OffsetDateTime::now_utc() + time::Duration::hours(1),
@@ -526,7 +563,6 @@ async fn a_members_device_is_mirrored_with_its_online_interval(owner: PgPool) {
         .expect("create pre-auth key");
     let prefix = key.pre_auth_key.prefix().expect("prefix").to_string();
 
-    let sync = SyncWorker::new(pool.clone(), secrets(), fast_settings()).spawn();
     stack
         .join("alice", &real, key.secret.expose(), "alice-laptop")
         .await;
@@ -580,8 +616,7 @@ async fn a_members_device_is_mirrored_with_its_online_interval(owner: PgPool) {
 
     let state = shard_state(&owner, shard).await;
     assert_eq!(state.health, "healthy");
-    let expected = std::env::var("TEST_HS_VERSION").unwrap_or_else(|_| "0.29.2".into());
-    assert_eq!(state.headscale_version, Some(expected));
+    assert_eq!(state.headscale_version.as_deref(), Some(expected));
     assert!(state.last_sync_at.is_some() && state.last_sync_latency_ms.is_some());
     assert_eq!(state.last_sync_error, None);
     assert_eq!(state.consecutive_failures, 0);
@@ -617,7 +652,7 @@ async fn a_members_device_is_mirrored_with_its_online_interval(owner: PgPool) {
     sync.shutdown().await;
     let logs = logs.text();
     assert!(
-        logs.contains("shard synced") && logs.contains("hs-sync-a"),
+        logs.contains("shard synced") && logs.contains(cluster_id),
         "the capture works"
     );
     assert_no_secret(&logs, &real.api_key, "the logs");

@@ -356,6 +356,18 @@ async fn policy_and_nodes_on_a_fresh_shard() {
         HeadscaleErrorKind::Rejected
     );
 
+    // Device B's `tailscale up` (running meanwhile) succeeds once it is registered (before
+    // the expiry below: 0.28 cannot undo an expiry, and an expired node never comes up).
+    let up = tokio::time::timeout(Duration::from_secs(60), pending.wait_with_output())
+        .await
+        .expect("tailscale up finishes once registered")
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+
     // Routes and expiry.
     let routed = client
         .set_approved_routes(node_b.id, &["10.201.0.0/24".to_string()])
@@ -369,17 +381,6 @@ async fn policy_and_nodes_on_a_fresh_shard() {
         let forever = client.disable_node_expiry(node_b.id).await.unwrap();
         assert_eq!(forever.expiry, None);
     }
-
-    // Device B's `tailscale up` (running meanwhile) succeeds once it is registered.
-    let up = tokio::time::timeout(Duration::from_secs(60), pending.wait_with_output())
-        .await
-        .expect("tailscale up finishes once registered")
-        .unwrap();
-    assert!(
-        up.status.success(),
-        "{}",
-        String::from_utf8_lossy(&up.stderr)
-    );
 
     // A user with nodes cannot be deleted.
     let e = client.delete_user(user.id).await.unwrap_err();
