@@ -3,7 +3,7 @@
 // shows is the real server's; its API key is typed into the form like an operator would.
 
 import { readFileSync } from 'node:fs';
-import { assert, eventually, login, onPortalPage, open, scenario, screenshot, shotName, visible } from '../lib.mjs';
+import { assert, eventually, login, onPortalPage, open, portal, scenario, screenshot, shotName, visible } from '../lib.mjs';
 
 const SHARD_URL = process.env.E2E_SHARD_URL;
 const SHARD_KEY_FILE = process.env.E2E_SHARD_APIKEY_FILE;
@@ -32,6 +32,7 @@ scenario('the operator adds a real shard, sees it healthy, and a new tenant is p
   await form.getByLabel('Login server URL').fill(SHARD_URL);
   await form.getByLabel('API URL').fill(SHARD_URL);
   await form.getByLabel('API key').fill('hskey-api-wrongwrongwr-notthekey');
+  s.expectStatus(portal('/api/save_shard'), 422);
   await form.getByRole('button', { name: 'Test connection and add shard' }).click();
   await visible(page.getByText(/Connection test failed: .*401/));
   if (!js) {

@@ -160,4 +160,12 @@ async fn pages_never_wait_on_a_dead_shard(owner: PgPool) {
         page.contains("unhealthy") && page.contains("Last sync failed"),
         "{page}"
     );
+    // The tenant is told why what it sees may be old, and who its shard user is.
+    let dashboard = alice.get("/t/acme").await.text().await.unwrap();
+    assert!(
+        dashboard.contains("The portal cannot reach this shard right now"),
+        "{dashboard}"
+    );
+    assert!(dashboard.contains("t7k2.alice"), "{dashboard}");
+    assert_eq!(hung.accepted(), contacted, "pages contacted the shard");
 }

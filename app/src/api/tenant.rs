@@ -24,10 +24,18 @@ pub struct ShardSummary {
     pub name: String,
     pub region: String,
     pub login_server_url: String,
+    /// `active`, `draining` or `disabled` (not synced: the mirror is as of `last_sync_at`).
+    pub status: String,
+    /// `unknown`, `healthy` or `unhealthy`.
+    pub health: String,
+    /// RFC 3339, UTC: what the portal shows of the shard is as of this time.
+    pub last_sync_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberRow {
+    /// The member's Headscale user on the tenant's shard (`t7k2.alice`).
+    pub user_name: String,
     pub display_name: String,
     pub email: Option<String>,
     pub role: TenantRole,

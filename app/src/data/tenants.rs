@@ -21,10 +21,14 @@ struct OverviewRow {
     shard_name: Option<String>,
     shard_region: Option<String>,
     shard_login_server_url: Option<String>,
+    shard_status: Option<String>,
+    shard_health: Option<String>,
+    shard_last_sync_at: Option<time::OffsetDateTime>,
 }
 
 #[derive(sqlx::FromRow)]
 struct MemberDbRow {
+    handle: String,
     display_name: String,
     email: Option<String>,
     role: String,
@@ -41,7 +45,8 @@ pub async fn overview(
     let Some(row) = sqlx::query_as::<_, OverviewRow>(
         "select t.slug, t.code, t.display_name, t.plan, t.region, t.status,
                 s.cluster_id as shard_cluster_id, s.name as shard_name, s.region as shard_region,
-                s.login_server_url as shard_login_server_url
+                s.login_server_url as shard_login_server_url, s.status as shard_status,
+                s.health as shard_health, s.last_sync_at as shard_last_sync_at
          from tenant t left join shard s on s.id = t.shard_id
          where t.id = $1",
     )
@@ -52,7 +57,7 @@ pub async fn overview(
         return Ok(None);
     };
     let members = sqlx::query_as::<_, MemberDbRow>(
-        "select p.display_name, p.email, m.role, m.source
+        "select m.handle, p.display_name, p.email, m.role, m.source
          from membership m join person p on p.id = m.person_id
          where m.tenant_id = $1
          order by p.display_name, p.email",
@@ -63,7 +68,7 @@ pub async fn overview(
     tx.commit().await?;
     Ok(Some(TenantOverview {
         slug: row.slug,
-        code: row.code,
+        code: row.code.clone(),
         display_name: row.display_name,
         plan: row.plan,
         region: row.region,
@@ -81,6 +86,12 @@ pub async fn overview(
                     name,
                     region,
                     login_server_url,
+                    status: row.shard_status.unwrap_or_default(),
+                    health: row.shard_health.unwrap_or_default(),
+                    last_sync_at: row.shard_last_sync_at.and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    }),
                 })
             }
             _ => None,
@@ -88,6 +99,7 @@ pub async fn overview(
         members: members
             .into_iter()
             .map(|m| MemberRow {
+                user_name: crate::domain::shard_users::user_name(&row.code, &m.handle),
                 display_name: m.display_name,
                 email: m.email,
                 role: TenantRole::parse(&m.role).unwrap_or(TenantRole::Member),

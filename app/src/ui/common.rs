@@ -91,6 +91,14 @@ pub fn ErrorPanel(error: AppError) -> impl IntoView {
 }
 
 /// The look of a text input or select in a form.
+/// `2026-11-22T10:00:00.123Z` → `2026-11-22 10:00:00 UTC`.
+pub fn utc(t: &str) -> String {
+    format!(
+        "{} UTC",
+        t.replace('T', " ").chars().take(19).collect::<String>()
+    )
+}
+
 pub const INPUT: &str = "mt-1 block w-full rounded-md border border-slate-300 bg-white px-3 py-2 text-sm shadow-sm focus:border-indigo-500 focus:outline-none focus:ring-1 focus:ring-indigo-500 dark:border-slate-700 dark:bg-slate-950";
 
 /// The error of a form's last submission, if any. With JavaScript off the error comes

@@ -4,7 +4,7 @@
 
 use crate::api::shards::{get_shard, SetShardStatus, ShardDetail, SyncShardNow};
 use crate::ui::common::{
-    Badge, CapacityBar, Card, FormError, HealthBadge, Loaded, PageHeader, Tone,
+    utc, Badge, CapacityBar, Card, FormError, HealthBadge, Loaded, PageHeader, Tone,
 };
 use crate::ui::shard_form::ShardForm;
 use leptos::prelude::*;
@@ -19,14 +19,6 @@ pub fn ShardDetailPage() -> impl IntoView {
         get_shard,
     );
     view! { <Loaded resource=shard render=|s| view! { <ShardDetailView shard=s /> } /> }
-}
-
-/// `2026-11-22T10:00:00.123Z` → `2026-11-22 10:00:00 UTC`.
-pub fn utc(t: &str) -> String {
-    format!(
-        "{} UTC",
-        t.replace('T', " ").chars().take(19).collect::<String>()
-    )
 }
 
 fn status_tone(status: &str) -> Tone {

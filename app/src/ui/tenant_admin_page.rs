@@ -3,8 +3,7 @@
 
 use crate::api::tenants::{get_tenant_admin, SetTenantStatus, TenantAdmin, UpdateTenant};
 use crate::domain::tenant::PLANS;
-use crate::ui::common::{Badge, Card, FormError, Loaded, PageHeader, Tone, INPUT};
-use crate::ui::shard_detail_page::utc;
+use crate::ui::common::{utc, Badge, Card, FormError, Loaded, PageHeader, Tone, INPUT};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};

@@ -41,10 +41,14 @@ fn Dashboard(overview: TenantOverview) -> impl IntoView {
             <Card title="Shard">
                 {match o.shard.clone() {
                     Some(s) => view! {
+                        {shard_notice(&s).map(|n| view! {
+                            <p role="status" class="mb-3 rounded-md border border-amber-300 bg-amber-50 px-3 py-2 text-xs text-amber-900 dark:border-amber-700 dark:bg-amber-950 dark:text-amber-200">{n}</p>
+                        })}
                         <dl class="space-y-2 text-sm">
                             <div class="flex justify-between gap-4"><dt class="text-slate-500 dark:text-slate-400">"Cluster"</dt><dd><code>{s.cluster_id}</code></dd></div>
                             <div class="flex justify-between gap-4"><dt class="text-slate-500 dark:text-slate-400">"Name"</dt><dd>{s.name}</dd></div>
                             <div class="flex justify-between gap-4"><dt class="text-slate-500 dark:text-slate-400">"Region"</dt><dd>{s.region}</dd></div>
+                            <div class="flex justify-between gap-4"><dt class="text-slate-500 dark:text-slate-400">"Devices as of"</dt><dd>{s.last_sync_at.as_deref().map(crate::ui::common::utc).unwrap_or_else(|| "not synced yet".into())}</dd></div>
                         </dl>
                         <p class="mt-3 text-xs text-slate-500 dark:text-slate-400">"Login server"</p>
                         <code class="block break-all rounded bg-slate-100 px-2 py-1 text-xs dark:bg-slate-800">{s.login_server_url}</code>
@@ -63,13 +67,14 @@ fn Dashboard(overview: TenantOverview) -> impl IntoView {
             <Card title=format!("Members ({})", o.members.len())>
                 <table class="w-full text-left text-sm">
                     <thead class="text-xs uppercase text-slate-500 dark:text-slate-400">
-                        <tr><th scope="col" class="py-2">"Name"</th><th scope="col">"Email"</th><th scope="col">"Role"</th><th scope="col">"Managed by"</th></tr>
+                        <tr><th scope="col" class="py-2">"Name"</th><th scope="col">"Email"</th><th scope="col">"Headscale user"</th><th scope="col">"Role"</th><th scope="col">"Managed by"</th></tr>
                     </thead>
                     <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
                         {o.members.iter().map(|m| view! {
                             <tr>
                                 <td class="py-2 font-medium">{m.display_name.clone()}</td>
                                 <td class="text-slate-600 dark:text-slate-400">{m.email.clone().unwrap_or_default()}</td>
+                                <td><code class="text-xs">{m.user_name.clone()}</code></td>
                                 <td>{m.role.label()}</td>
                                 <td>{if m.from_idp {
                                     view! { <Badge tone=Tone::Neutral text="Identity provider" /> }.into_any()
@@ -82,6 +87,24 @@ fn Dashboard(overview: TenantOverview) -> impl IntoView {
                 </table>
             </Card>
         </div>
+    }
+}
+
+/// Why what the tenant sees of its shard may be old, if it may.
+fn shard_notice(s: &crate::api::tenant::ShardSummary) -> Option<String> {
+    let as_of = s
+        .last_sync_at
+        .as_deref()
+        .map(crate::ui::common::utc)
+        .unwrap_or_else(|| "never".into());
+    match (s.status.as_str(), s.health.as_str()) {
+        ("disabled", _) => Some(format!(
+            "The service operator has taken this shard out of service. What you see is as of {as_of}."
+        )),
+        (_, "unhealthy") => Some(format!(
+            "The portal cannot reach this shard right now and keeps trying. What you see is as of {as_of}."
+        )),
+        _ => None,
     }
 }
 
