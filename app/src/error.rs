@@ -108,17 +108,23 @@ impl FromServerFnError for AppError {
 #[cfg(feature = "ssr")]
 pub fn fail(err: AppError) -> AppError {
     use leptos::prelude::use_context;
-    let form_post = use_context::<http::request::Parts>().is_some_and(|p| {
-        p.uri.path().starts_with("/api/")
-            && p.headers
-                .get(http::header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.contains("text/html"))
-    });
-    if !form_post {
+    if !is_form_post() {
         if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
             res.set_status(err.status());
         }
     }
     err
+}
+
+/// Whether the current server function call is a plain HTML form post (JavaScript off):
+/// the browser wants a page back, not data.
+#[cfg(feature = "ssr")]
+pub fn is_form_post() -> bool {
+    leptos::prelude::use_context::<http::request::Parts>().is_some_and(|p| {
+        p.uri.path().starts_with("/api/")
+            && p.headers
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("text/html"))
+    })
 }

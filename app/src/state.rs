@@ -22,6 +22,8 @@ pub struct AppState {
     /// The portal's own origin (`https://portal.example.com`), for Origin checks and
     /// absolute URLs.
     pub public_origin: Arc<str>,
+    /// Clients of the shards, for actions that change a shard (the sync has its own).
+    pub shard_clients: Arc<crate::headscale::ShardClients>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

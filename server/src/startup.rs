@@ -183,6 +183,15 @@ pub fn app_state(
         role_mapping: Arc::new(config.role_mapping.clone()),
         secrets: Arc::new(secrets),
         public_origin: public_origin.into(),
+        // Actions people take on a shard answer within seconds or fail with a sentence;
+        // reads are retried once, changes never (the client's rule).
+        shard_clients: Arc::new(app::headscale::ShardClients::new(
+            app::headscale::ShardClientOptions {
+                timeout: std::time::Duration::from_secs(10),
+                max_retries: 1,
+                ..Default::default()
+            },
+        )),
     })
 }
 

@@ -18,6 +18,8 @@
 
 mod common;
 
+use common::stack::Stack;
+
 use app::data::secret::SecretBox;
 use app::data::shards::{self, NewShard};
 use app::data::sync::{
@@ -25,7 +27,7 @@ use app::data::sync::{
     SyncCounts, SyncError, SyncTiming,
 };
 use app::headscale::{
-    ApiKey, NewPreAuthKey, NewUser, Node, PreAuthKey, ShardClient, ShardClientOptions, UserId,
+    NewPreAuthKey, NewUser, Node, PreAuthKey, ShardClient, ShardClientOptions, UserId,
 };
 use serde_json::json;
 use server::jobs::sync::{SyncOutcome, SyncReport, SyncSettings, SyncWorker};
@@ -33,12 +35,9 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
-use tokio::process::Command;
 use uuid::Uuid;
 
 // ------------------------------------------------------------------ fixtures --
@@ -129,181 +128,6 @@ where
             "timed out after {within:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn env_port(name: &str, default: u16) -> u16 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
-
-/// Real Headscale shards and tailscaled daemons of one test, in a state directory of
-/// their own. Dropping it stops them all and removes the directory, also when the test
-/// fails.
-struct Stack {
-    state: PathBuf,
-}
-
-/// A shard the test started.
-struct RealShard {
-    cluster_id: String,
-    url: String,
-    api_key: String,
-    /// Which block of ports it uses (0–5), to start it again after a stop.
-    slot: u16,
-    bin: String,
-}
-
-impl RealShard {
-    fn client(&self) -> ShardClient {
-        ShardClient::new(
-            self.cluster_id.clone(),
-            &self.url,
-            ApiKey::new(self.api_key.clone()),
-            ShardClientOptions::default(),
-        )
-        .expect("shard client")
-    }
-}
-
-impl Stack {
-    fn new() -> Stack {
-        // Short: unix socket paths are limited to 107 bytes.
-        let state =
-            std::env::temp_dir().join(format!("hss-{}", &Uuid::new_v4().simple().to_string()[..8]));
-        std::fs::create_dir_all(&state).expect("state dir");
-        Stack { state }
-    }
-
-    fn state(&self) -> &str {
-        self.state.to_str().expect("utf-8 path")
-    }
-
-    fn lib(file: &str) -> String {
-        format!("{}/../dev/lib/{file}", env!("CARGO_MANIFEST_DIR"))
-    }
-
-    /// `bash -c 'source LIB; FUNCTION ARGS…'`; fails the test with the output.
-    async fn helper(lib: &str, function: &str, args: &[&str]) {
-        let out = Command::new("bash")
-            .arg("-c")
-            .arg(r#"set -euo pipefail; source "$1"; shift; "$@""#)
-            .arg("bash")
-            .arg(Self::lib(lib))
-            .arg(function)
-            .args(args)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output()
-            .await
-            .unwrap_or_else(|e| panic!("{function}: {e}"));
-        assert!(
-            out.status.success(),
-            "{function} {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn headscale_bin() -> String {
-        std::env::var("TEST_HS_BIN").unwrap_or_else(|_| {
-            let cache = std::env::var("PORTAL_CACHE").unwrap_or_else(|_| {
-                format!(
-                    "{}/.cache/hsportal",
-                    std::env::var("HOME").unwrap_or_default()
-                )
-            });
-            format!("{cache}/bin/headscale")
-        })
-    }
-
-    /// Starts shard `cluster_id` on the ports of `slot` (0–5).
-    async fn start_shard(&self, cluster_id: &str, slot: u16) -> RealShard {
-        self.start_shard_with(cluster_id, slot, &Self::headscale_bin())
-            .await
-    }
-
-    /// Starts shard `cluster_id` from the headscale binary `bin`.
-    async fn start_shard_with(&self, cluster_id: &str, slot: u16, bin: &str) -> RealShard {
-        let http = env_port("TEST_SYNC_HTTP_PORT", 18480) + slot;
-        let grpc = env_port("TEST_SYNC_GRPC_PORT", 50840) + slot;
-        let metrics = env_port("TEST_SYNC_METRICS_PORT", 19480) + slot;
-        Self::helper(
-            "headscale.sh",
-            "hs_start",
-            &[
-                self.state(),
-                cluster_id,
-                &http.to_string(),
-                &grpc.to_string(),
-                &metrics.to_string(),
-                bin,
-            ],
-        )
-        .await;
-        let key_file = self.state.join("hs").join(cluster_id).join("apikey");
-        let api_key = std::fs::read_to_string(&key_file)
-            .unwrap_or_else(|e| panic!("{}: {e}", key_file.display()))
-            .trim()
-            .to_string();
-        RealShard {
-            cluster_id: cluster_id.into(),
-            url: format!("http://127.0.0.1:{http}"),
-            api_key,
-            slot,
-            bin: bin.to_string(),
-        }
-    }
-
-    async fn restart_shard(&self, shard: &RealShard) {
-        let again = self
-            .start_shard_with(&shard.cluster_id, shard.slot, &shard.bin)
-            .await;
-        assert_eq!(again.api_key, shard.api_key, "same state, same API key");
-    }
-
-    async fn stop_shard(&self, shard: &RealShard) {
-        Self::helper(
-            "headscale.sh",
-            "hs_stop",
-            &[self.state(), &shard.cluster_id],
-        )
-        .await;
-    }
-
-    /// Starts tailscaled `name` and joins it to `shard` with `key` as `hostname`.
-    async fn join(&self, name: &str, shard: &RealShard, key: &str, hostname: &str) {
-        Self::helper("tailscale.sh", "ts_start", &[self.state(), name]).await;
-        Self::helper(
-            "tailscale.sh",
-            "ts_up",
-            &[self.state(), name, &shard.url, key, hostname],
-        )
-        .await;
-    }
-
-    /// Stops tailscaled `name` (the device goes away without logging out).
-    async fn stop_daemon(&self, name: &str) {
-        Self::helper("tailscale.sh", "ts_stop", &[self.state(), name]).await;
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        // Blocking is fine: the test is over.
-        let _ = std::process::Command::new("bash")
-            .arg("-c")
-            .arg(r#"source "$1"; stop_all "$2""#)
-            .arg("bash")
-            .arg(Self::lib("common.sh"))
-            .arg(&self.state)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let _ = std::fs::remove_dir_all(&self.state);
     }
 }
 

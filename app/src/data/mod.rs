@@ -5,6 +5,8 @@
 //! rows, `app.operator` for operator screens. The settings are transaction-local
 //! (`set_config(…, true)`), so a pooled connection never carries one into the next use.
 
+pub mod devices;
+pub mod keys;
 pub mod people;
 pub mod secret;
 pub mod shard_users;

@@ -1,10 +1,13 @@
 //! Pure types and rules of the portal. No I/O here, so everything is unit-testable.
 
+pub mod devices;
 pub mod groups;
+pub mod keys;
 pub mod placement;
 pub mod role;
 pub mod shard;
 pub mod shard_users;
 pub mod sync;
+pub mod tags;
 pub mod tenant;
 pub mod theme;

@@ -10,6 +10,7 @@
 
 mod breaker;
 mod client;
+mod clients;
 mod error;
 mod retry;
 mod secret;
@@ -23,6 +24,7 @@ mod real_shard_tests;
 
 pub use breaker::{BreakerState, InstantClock, ManualInstantClock, SystemInstantClock};
 pub use client::{ShardClient, ShardClientOptions};
+pub use clients::{ShardAccess, ShardClients};
 pub use error::{HeadscaleError, HeadscaleErrorKind};
 pub use secret::{ApiKey, PreAuthKeySecret};
 pub use types::{

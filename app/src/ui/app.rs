@@ -3,7 +3,10 @@
 use crate::api::viewer::{get_viewer, Viewer};
 use crate::domain::theme::Theme;
 use crate::error::AppError;
+use crate::ui::device_page::DevicePage;
+use crate::ui::devices_page::DevicesPage;
 use crate::ui::home_page::HomePage;
+use crate::ui::keys_page::KeysPage;
 use crate::ui::layout::Layout;
 use crate::ui::login_page::{LoginPage, SignedOutPage};
 use crate::ui::not_found_page::NotFoundPage;
@@ -78,6 +81,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async />
                     <Route path=path!("/signed-out") view=SignedOutPage ssr=SsrMode::Async />
                     <Route path=path!("/t/:slug") view=TenantDashboardPage ssr=SsrMode::Async />
+                    <Route path=path!("/t/:slug/devices") view=DevicesPage ssr=SsrMode::Async />
+                    <Route path=path!("/t/:slug/devices/:node_id") view=DevicePage ssr=SsrMode::Async />
+                    <Route path=path!("/t/:slug/keys") view=KeysPage ssr=SsrMode::Async />
                     <Route path=path!("/operator") view=OperatorPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/shards/new") view=ShardNewPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/tenants/new") view=TenantNewPage ssr=SsrMode::Async />

@@ -209,3 +209,44 @@ pub fn CapacityBar(used: i64, capacity: i32, orphans: i64) -> impl IntoView {
         </div>
     }
 }
+
+/// True once the page is hydrated (never during server rendering): for controls that
+/// only work with JavaScript, so the page without it shows none of them.
+pub fn hydrated() -> ReadSignal<bool> {
+    let (on, set_on) = signal(false);
+    Effect::new(move |_| set_on.set(true));
+    on
+}
+
+/// A small "Copy" button for `text`, shown only with JavaScript (the text itself stays
+/// selectable without).
+#[component]
+pub fn CopyButton(#[prop(into)] text: String, #[prop(into)] label: String) -> impl IntoView {
+    let ready = hydrated();
+    let (copied, set_copied) = signal(false);
+    let on_click = move |_| {
+        #[cfg(feature = "hydrate")]
+        {
+            if let Some(window) = web_sys::window() {
+                let _ = window.navigator().clipboard().write_text(&text);
+                set_copied.set(true);
+            }
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = (&text, set_copied);
+        }
+    };
+    view! {
+        <Show when=move || ready.get()>
+            <button
+                type="button"
+                class="ml-1 rounded px-1 text-xs text-indigo-700 hover:bg-indigo-50 dark:text-indigo-300 dark:hover:bg-slate-800"
+                aria-label=label.clone()
+                on:click=on_click.clone()
+            >
+                {move || if copied.get() { "Copied" } else { "Copy" }}
+            </button>
+        </Show>
+    }
+}

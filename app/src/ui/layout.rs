@@ -97,6 +97,18 @@ fn SignedInNav(viewer: Viewer) -> impl IntoView {
                             >
                                 "Dashboard"
                             </a>
+                            <a
+                                href=format!("/t/{s}/devices")
+                                class="rounded px-2 py-1 font-medium text-slate-700 hover:bg-slate-100 dark:text-slate-200 dark:hover:bg-slate-800"
+                            >
+                                "Devices"
+                            </a>
+                            <a
+                                href=format!("/t/{s}/keys")
+                                class="rounded px-2 py-1 font-medium text-slate-700 hover:bg-slate-100 dark:text-slate-200 dark:hover:bg-slate-800"
+                            >
+                                "Keys"
+                            </a>
                         }
                     })
             }}

@@ -2,7 +2,10 @@
 
 pub mod app;
 pub mod common;
+pub mod device_page;
+pub mod devices_page;
 pub mod home_page;
+pub mod keys_page;
 pub mod layout;
 pub mod login_page;
 pub mod not_found_page;

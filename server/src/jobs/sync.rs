@@ -20,12 +20,10 @@ use app::data::sync::{
     FailureRecord, ShardClaim, Snapshot, SyncCounts, SyncError, SyncTiming,
 };
 use app::domain::shard_users::{reconcile, UserAction};
-use app::headscale::{ApiKey, NewUser, ShardClient, ShardClientOptions, User};
+use app::headscale::{NewUser, ShardAccess, ShardClient, ShardClientOptions, ShardClients, User};
 use sqlx::PgPool;
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -122,12 +120,6 @@ pub enum SyncOutcome {
     PortalError,
 }
 
-struct CachedClient {
-    /// Of the cluster id, API URL and sealed key: a changed key or URL makes a new client.
-    fingerprint: u64,
-    client: ShardClient,
-}
-
 struct Inner {
     pool: PgPool,
     secrets: Arc<SecretBox>,
@@ -135,7 +127,7 @@ struct Inner {
     id: Uuid,
     /// One client per shard for the life of the worker: it keeps the shard's circuit
     /// breaker and detected version.
-    clients: Mutex<HashMap<Uuid, CachedClient>>,
+    clients: ShardClients,
 }
 
 /// The sync worker of one portal process.
@@ -147,13 +139,14 @@ pub struct SyncWorker {
 impl SyncWorker {
     /// `pool` needs the application role; `secrets` opens the sealed API keys.
     pub fn new(pool: PgPool, secrets: Arc<SecretBox>, settings: SyncSettings) -> Self {
+        let clients = ShardClients::new(settings.client_options.clone());
         SyncWorker {
             inner: Arc::new(Inner {
                 pool,
                 secrets,
                 settings,
                 id: Uuid::new_v4(),
-                clients: Mutex::new(HashMap::new()),
+                clients,
             }),
         }
     }
@@ -442,42 +435,15 @@ impl SyncWorker {
     }
 
     fn client_for(&self, claim: &ShardClaim) -> Result<ShardClient, String> {
-        let mut hasher = DefaultHasher::new();
-        (&claim.cluster_id, &claim.api_url, &claim.api_key_sealed).hash(&mut hasher);
-        let fingerprint = hasher.finish();
-        let mut clients = self.inner.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(cached) = clients.get(&claim.shard_id) {
-            if cached.fingerprint == fingerprint {
-                return Ok(cached.client.clone());
-            }
-        }
-        let api_key = self
-            .inner
-            .secrets
-            .open(&claim.api_key_sealed)
-            .map(ApiKey::new)
-            .map_err(|_| {
-                format!(
-                    "The API key of shard {} cannot be opened with the portal's secret key; \
-                     save the shard's API key again",
-                    claim.cluster_id
-                )
-            })?;
-        let client = ShardClient::new(
-            claim.cluster_id.clone(),
-            &claim.api_url,
-            api_key,
-            self.inner.settings.client_options.clone(),
-        )
-        .map_err(|e| e.to_string())?;
-        clients.insert(
-            claim.shard_id,
-            CachedClient {
-                fingerprint,
-                client: client.clone(),
+        self.inner.clients.get(
+            &self.inner.secrets,
+            &ShardAccess {
+                shard_id: claim.shard_id,
+                cluster_id: &claim.cluster_id,
+                api_url: &claim.api_url,
+                api_key_sealed: &claim.api_key_sealed,
             },
-        );
-        Ok(client)
+        )
     }
 }
 

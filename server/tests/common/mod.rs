@@ -5,6 +5,8 @@
 
 pub mod rogue_idp;
 
+pub mod stack;
+
 use app::auth::clock::ManualClock;
 use app::domain::groups::RoleMapping;
 use base64::Engine;

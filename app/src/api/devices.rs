@@ -1,0 +1,379 @@
+//! A tenant's devices: the list (from the mirror, never the shard) and the actions that
+//! change a device on the tenant's shard — rename, expire, delete.
+//!
+//! Who may do what (`domain::devices`): roles that read everything see all devices,
+//! members only their own; device managers change any device, auditors none, everyone
+//! else their own. A device the person may not see is "not found", like another
+//! tenant's. Every action reports success only after the shard confirmed it, then
+//! writes the shard's answer into the mirror.
+
+use crate::domain::devices::DeviceQuery;
+use crate::error::AppError;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRow {
+    /// The shard's node id (unique on the tenant's shard).
+    pub node_id: i64,
+    /// The MagicDNS name (what rename changes).
+    pub name: String,
+    /// The hostname the client reported.
+    pub hostname: String,
+    pub ips: Vec<String>,
+    /// In the tenant's own names (`tag:server`).
+    pub tags: Vec<String>,
+    pub online: bool,
+    /// RFC 3339, UTC.
+    pub last_seen: Option<String>,
+    pub expiry: Option<String>,
+    pub expired: bool,
+    /// Advertises `0.0.0.0/0` or `::/0`.
+    pub exit_node: bool,
+    pub exit_node_approved: bool,
+    /// Advertised subnet routes (exit routes excluded).
+    pub subnet_routes: Vec<String>,
+    pub approved_routes: Vec<String>,
+    /// The owning Headscale user (`t7k2.alice`); `None` for a tagged device.
+    pub owner_user: Option<String>,
+    /// The owner's name (or email) in the portal.
+    pub owner_name: Option<String>,
+    pub register_method: String,
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevicePage {
+    pub total: i64,
+    pub page: u32,
+    pub page_size: u32,
+    pub devices: Vec<DeviceRow>,
+}
+
+impl DevicePage {
+    pub fn empty(page: u32) -> DevicePage {
+        DevicePage {
+            total: 0,
+            page,
+            page_size: crate::domain::devices::PAGE_SIZE,
+            devices: Vec::new(),
+        }
+    }
+
+    pub fn pages(&self) -> u32 {
+        let size = i64::from(self.page_size.max(1));
+        ((self.total + size - 1) / size).max(1) as u32
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceDetail {
+    pub device: DeviceRow,
+}
+
+/// The devices page: one page of devices, the filters' choices, and context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevicesView {
+    pub page: DevicePage,
+    pub tags: Vec<String>,
+    /// (user name, display name)
+    pub owners: Vec<(String, String)>,
+    /// The person sees every device (else only their own).
+    pub sees_all: bool,
+    /// Devices of the whole tenant now, against its quota.
+    pub tenant_devices: i64,
+    pub device_quota: i32,
+    /// When the mirror was last refreshed from the shard (RFC 3339, UTC).
+    pub as_of: Option<String>,
+    pub placed: bool,
+}
+
+/// What the device page needs: the device and what the person may do with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceView {
+    pub device: DeviceRow,
+    pub may_change: bool,
+    pub login_server_url: String,
+}
+
+#[cfg(feature = "ssr")]
+mod server {
+    use super::*;
+    use crate::auth::TenantScope;
+    use crate::data::devices::{self, TenantShard};
+    use crate::domain::devices::{may_change_device, DeviceScope};
+    use crate::domain::role::Permission;
+    use crate::error::fail;
+    use crate::headscale::{HeadscaleError, HeadscaleErrorKind, ShardAccess, ShardClient};
+    use crate::state::AppState;
+
+    pub struct Ctx {
+        pub state: AppState,
+        pub scope: TenantScope,
+        pub shard: Option<TenantShard>,
+        /// The person's own shard user, once the sync made it.
+        pub own_user: Option<String>,
+    }
+
+    impl Ctx {
+        pub async fn new(slug: &str) -> Result<Ctx, AppError> {
+            let principal = crate::auth::current_principal().map_err(fail)?;
+            let scope = principal
+                .tenant_scope(slug, Permission::View)
+                .map_err(fail)?;
+            let state = crate::state::app_state().map_err(fail)?;
+            let shard = devices::tenant_shard(&state.pool, &scope)
+                .await
+                .map_err(|e| fail(e.into()))?;
+            let own_user = devices::own_user(&state.pool, &scope)
+                .await
+                .map_err(|e| fail(e.into()))?
+                .map(|(name, _)| name);
+            Ok(Ctx {
+                state,
+                scope,
+                shard,
+                own_user,
+            })
+        }
+
+        pub fn sees_all(&self) -> bool {
+            DeviceScope::of(self.scope.role()) == DeviceScope::All
+        }
+
+        /// For members: their own user (nothing at all before the sync made it).
+        pub fn only_user(&self) -> Option<String> {
+            if self.sees_all() {
+                None
+            } else {
+                // No user yet: the empty name, which no device has.
+                Some(self.own_user.clone().unwrap_or_default())
+            }
+        }
+
+        pub fn code(&self) -> &str {
+            self.shard
+                .as_ref()
+                .map(|s| s.tenant_code.as_str())
+                .unwrap_or("")
+        }
+
+        pub fn placed(&self) -> Result<&TenantShard, AppError> {
+            self.shard.as_ref().ok_or_else(|| {
+                fail(AppError::Conflict(
+                    "This tenant is not placed on a shard yet; the service operator places it."
+                        .into(),
+                ))
+            })
+        }
+
+        /// A device the person may see, or not found.
+        pub async fn device(&self, node_id: i64) -> Result<DeviceRow, AppError> {
+            let not_found = || fail(AppError::NotFound(format!("Device {node_id}")));
+            let device = devices::get(&self.state.pool, &self.scope, self.code(), node_id)
+                .await
+                .map_err(|e| fail(e.into()))?
+                .ok_or_else(not_found)?
+                .device;
+            if !self.sees_all() && !self.owns(&device) {
+                return Err(not_found());
+            }
+            Ok(device)
+        }
+
+        pub fn owns(&self, device: &DeviceRow) -> bool {
+            self.own_user.is_some() && device.owner_user == self.own_user
+        }
+
+        /// A device the person may change: seen, theirs or theirs to manage, tenant
+        /// active, shard in service.
+        pub async fn changeable(&self, node_id: i64) -> Result<(DeviceRow, ShardClient), AppError> {
+            let device = self.device(node_id).await?;
+            if !may_change_device(self.scope.role(), self.owns(&device)) {
+                return Err(fail(AppError::Forbidden));
+            }
+            self.scope.require_active().map_err(fail)?;
+            let client = self.client()?;
+            Ok((device, client))
+        }
+
+        pub fn client(&self) -> Result<ShardClient, AppError> {
+            let shard = self.placed()?;
+            if shard.shard_status == "disabled" {
+                return Err(fail(AppError::Unavailable(format!(
+                    "Shard {} is out of service; devices cannot be changed until the operator \
+                     brings it back.",
+                    shard.cluster_id
+                ))));
+            }
+            self.state
+                .shard_clients
+                .get(
+                    &self.state.secrets,
+                    &ShardAccess {
+                        shard_id: shard.shard_id,
+                        cluster_id: &shard.cluster_id,
+                        api_url: &shard.api_url,
+                        api_key_sealed: &shard.api_key_sealed,
+                    },
+                )
+                .map_err(|e| fail(AppError::Unavailable(e)))
+        }
+    }
+
+    /// A shard's refusal or failure as the person should read it.
+    pub fn shard_error(e: HeadscaleError) -> AppError {
+        let message = e.to_string();
+        fail(match e.kind() {
+            HeadscaleErrorKind::Rejected => AppError::Conflict(message),
+            HeadscaleErrorKind::NotFound => AppError::NotFound(message),
+            _ => AppError::Unavailable(message),
+        })
+    }
+}
+
+#[cfg(feature = "ssr")]
+pub use server::{shard_error, Ctx};
+
+#[server(prefix = "/api", endpoint = "list_devices")]
+pub async fn list_devices(slug: String, query: DeviceQuery) -> Result<DevicesView, AppError> {
+    use crate::data::devices;
+    use crate::error::fail;
+    let ctx = Ctx::new(&slug).await?;
+    let Some(shard) = ctx.shard.clone() else {
+        return Ok(DevicesView {
+            page: DevicePage::empty(1),
+            tags: vec![],
+            owners: vec![],
+            sees_all: ctx.sees_all(),
+            tenant_devices: 0,
+            device_quota: 0,
+            as_of: None,
+            placed: false,
+        });
+    };
+    let only_user = ctx.only_user();
+    let pool = &ctx.state.pool;
+    let page = devices::list(pool, &ctx.scope, ctx.code(), &query, only_user.as_deref())
+        .await
+        .map_err(|e| fail(e.into()))?;
+    let (tags, owners) =
+        devices::filter_options(pool, &ctx.scope, ctx.code(), only_user.as_deref())
+            .await
+            .map_err(|e| fail(e.into()))?;
+    let (tenant_devices, as_of) = devices::count_and_as_of(pool, &ctx.scope)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    Ok(DevicesView {
+        page,
+        tags,
+        owners,
+        sees_all: ctx.sees_all(),
+        tenant_devices,
+        device_quota: shard.device_quota,
+        as_of,
+        placed: true,
+    })
+}
+
+#[server(prefix = "/api", endpoint = "get_device")]
+pub async fn get_device(slug: String, node_id: i64) -> Result<DeviceView, AppError> {
+    use crate::domain::devices::may_change_device;
+    let ctx = Ctx::new(&slug).await?;
+    let device = ctx.device(node_id).await?;
+    Ok(DeviceView {
+        may_change: may_change_device(ctx.scope.role(), ctx.owns(&device)),
+        login_server_url: ctx
+            .shard
+            .as_ref()
+            .map(|s| s.login_server_url.clone())
+            .unwrap_or_default(),
+        device,
+    })
+}
+
+/// Renames a device (its MagicDNS name). The name must be a DNS label and free on the
+/// shard.
+#[server(prefix = "/api", endpoint = "rename_device")]
+pub async fn rename_device(slug: String, node_id: i64, name: String) -> Result<String, AppError> {
+    use crate::data::devices;
+    use crate::domain::devices::parse_device_name;
+    use crate::error::fail;
+    use crate::headscale::NodeId;
+    let ctx = Ctx::new(&slug).await?;
+    let name = parse_device_name(&name).map_err(|m| fail(AppError::Invalid(m)))?;
+    let (device, client) = ctx.changeable(node_id).await?;
+    if device.name == name {
+        leptos_axum::redirect(&format!("/t/{slug}/devices/{node_id}"));
+        return Ok(name);
+    }
+    let shard = ctx.placed()?;
+    let taken = devices::name_taken(&ctx.state.pool, shard.shard_id, node_id, &name)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    if taken {
+        return Err(fail(AppError::Conflict(format!(
+            "Another device on this tailnet's shard is already called {name}. Choose another name."
+        ))));
+    }
+    let node = client
+        .rename_node(NodeId(node_id as u64), &name)
+        .await
+        .map_err(shard_error)?;
+    devices::write_through(&ctx.state.pool, &ctx.scope, shard.shard_id, &node)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    tracing::info!(tenant = %slug, node_id, from = %device.name, to = %node.given_name, "device renamed");
+    leptos_axum::redirect(&format!("/t/{slug}/devices/{node_id}?done=renamed"));
+    Ok(node.given_name)
+}
+
+/// Expires a device's key: it is logged out and must log in again.
+#[server(prefix = "/api", endpoint = "expire_device")]
+pub async fn expire_device(slug: String, node_id: i64) -> Result<(), AppError> {
+    use crate::data::devices;
+    use crate::error::fail;
+    use crate::headscale::NodeId;
+    let ctx = Ctx::new(&slug).await?;
+    let (_device, client) = ctx.changeable(node_id).await?;
+    let shard = ctx.placed()?;
+    let node = client
+        .expire_node(NodeId(node_id as u64))
+        .await
+        .map_err(shard_error)?;
+    devices::write_through(&ctx.state.pool, &ctx.scope, shard.shard_id, &node)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    tracing::info!(tenant = %slug, node_id, "device expired");
+    leptos_axum::redirect(&format!("/t/{slug}/devices/{node_id}?done=expired"));
+    Ok(())
+}
+
+/// Deletes a device from the shard. `confirm` must be the device's name, typed.
+#[server(prefix = "/api", endpoint = "delete_device")]
+pub async fn delete_device(slug: String, node_id: i64, confirm: String) -> Result<(), AppError> {
+    use crate::data::devices;
+    use crate::error::fail;
+    use crate::headscale::NodeId;
+    let ctx = Ctx::new(&slug).await?;
+    let (device, client) = ctx.changeable(node_id).await?;
+    if confirm.trim() != device.name {
+        return Err(fail(AppError::Invalid(format!(
+            "To delete the device, type its name ({}) to confirm.",
+            device.name
+        ))));
+    }
+    let shard = ctx.placed()?;
+    match client.delete_node(NodeId(node_id as u64)).await {
+        Ok(()) => {}
+        // Already gone on the shard: the mirror just has not seen it yet.
+        Err(e) if e.kind() == crate::headscale::HeadscaleErrorKind::NotFound => {}
+        Err(e) => return Err(shard_error(e)),
+    }
+    devices::mark_removed(&ctx.state.pool, &ctx.scope, shard.shard_id, node_id)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    tracing::info!(tenant = %slug, node_id, name = %device.name, "device deleted");
+    leptos_axum::redirect(&format!("/t/{slug}/devices?deleted={}", device.name));
+    Ok(())
+}

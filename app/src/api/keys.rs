@@ -1,0 +1,357 @@
+//! A tenant's pre-auth keys: list (from the mirror), mint (on the tenant's shard, within
+//! the tenant's quotas; the full key is shown exactly once) and expire.
+//!
+//! Who may do what: device managers mint keys for any member or tags-only keys and expire
+//! any key; auditors only look; everyone else mints and expires their own.
+//!
+//! Showing a key once: with JavaScript the minting call returns it to the page, which
+//! shows it in a dialog. Without, the form post is answered with a redirect to the keys
+//! page carrying a random one-time token; the key waits for that page in this process's
+//! memory (never in the database, never in a URL or log) for at most five minutes and is
+//! handed out once.
+
+use crate::domain::keys::KeyState;
+use crate::error::AppError;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRow {
+    pub key_id: i64,
+    /// The 12 characters that identify the key (`hskey-auth-<prefix>-…`).
+    pub prefix: Option<String>,
+    /// The owning Headscale user; `None` for a tags-only key.
+    pub owner_user: Option<String>,
+    pub reusable: bool,
+    pub ephemeral: bool,
+    pub used: bool,
+    pub state: KeyState,
+    /// RFC 3339, UTC.
+    pub expiration: Option<String>,
+    /// In the tenant's own names.
+    pub tags: Vec<String>,
+    pub created_at: Option<String>,
+    pub description: String,
+    /// Who minted it in the portal (`None`: made elsewhere, e.g. on the shard).
+    pub created_by: Option<String>,
+    pub created_by_me: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeysView {
+    pub keys: Vec<KeyRow>,
+    pub sees_all: bool,
+    /// May mint keys at all (not an auditor; tenant active).
+    pub may_mint: bool,
+    /// May mint for other members and tags-only keys (device managers).
+    pub manages: bool,
+    /// (user name, display name) of members who have their shard user.
+    pub members: Vec<(String, String)>,
+    pub own_user: Option<String>,
+    pub active_keys: i64,
+    pub key_quota: i32,
+    pub devices: i64,
+    pub device_quota: i32,
+    pub login_server_url: String,
+    pub placed: bool,
+}
+
+/// A key just minted: the only time its full text exists in the portal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MintedKey {
+    pub key_id: i64,
+    pub key: String,
+    pub prefix: String,
+    pub expiration: Option<String>,
+    pub tailscale_up: String,
+    pub k3s: String,
+}
+
+#[cfg(feature = "ssr")]
+mod once {
+    //! Minted keys waiting for their JavaScript-free page, in memory, per person.
+    use super::MintedKey;
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    use std::time::{Duration, Instant};
+    use uuid::Uuid;
+
+    const TTL: Duration = Duration::from_secs(300);
+
+    type Waiting = HashMap<String, (Uuid, Instant, MintedKey)>;
+
+    fn store() -> &'static Mutex<Waiting> {
+        static STORE: OnceLock<Mutex<Waiting>> = OnceLock::new();
+        STORE.get_or_init(|| Mutex::new(HashMap::new()))
+    }
+
+    pub fn put(person: Uuid, key: MintedKey) -> String {
+        let token = Uuid::new_v4().simple().to_string();
+        let mut s = store().lock().unwrap_or_else(|p| p.into_inner());
+        s.retain(|_, (_, at, _)| at.elapsed() < TTL);
+        s.insert(token.clone(), (person, Instant::now(), key));
+        token
+    }
+
+    pub fn take(person: Uuid, token: &str) -> Option<MintedKey> {
+        let mut s = store().lock().unwrap_or_else(|p| p.into_inner());
+        match s.get(token) {
+            Some((p, at, _)) if *p == person && at.elapsed() < TTL => {
+                s.remove(token).map(|(_, _, k)| k)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[server(prefix = "/api", endpoint = "list_keys")]
+pub async fn list_keys(slug: String) -> Result<KeysView, AppError> {
+    use crate::api::devices::Ctx;
+    use crate::data::keys;
+    use crate::domain::role::{Permission, TenantRole};
+    use crate::error::fail;
+    let ctx = Ctx::new(&slug).await?;
+    let manages = ctx.scope.role().allows(Permission::ManageDevices);
+    let Some(shard) = ctx.shard.clone() else {
+        return Ok(KeysView {
+            keys: vec![],
+            sees_all: ctx.sees_all(),
+            may_mint: false,
+            manages,
+            members: vec![],
+            own_user: None,
+            active_keys: 0,
+            key_quota: 0,
+            devices: 0,
+            device_quota: 0,
+            login_server_url: String::new(),
+            placed: false,
+        });
+    };
+    let pool = &ctx.state.pool;
+    let only_user = ctx.only_user();
+    let list = keys::list(pool, &ctx.scope, ctx.code(), only_user.as_deref())
+        .await
+        .map_err(|e| fail(e.into()))?;
+    let (active_keys, devices) = keys::usage(pool, &ctx.scope)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    let members = if manages {
+        keys::member_users(pool, &ctx.scope)
+            .await
+            .map_err(|e| fail(e.into()))?
+            .into_iter()
+            .map(|(user, _, name)| (user, name))
+            .collect()
+    } else {
+        vec![]
+    };
+    Ok(KeysView {
+        keys: list,
+        sees_all: ctx.sees_all(),
+        may_mint: ctx.scope.role() != TenantRole::Auditor && ctx.scope.require_active().is_ok(),
+        manages,
+        members,
+        own_user: ctx.own_user.clone(),
+        active_keys,
+        key_quota: shard.key_quota,
+        devices,
+        device_quota: shard.device_quota,
+        login_server_url: shard.login_server_url,
+        placed: true,
+    })
+}
+
+/// Mints a key on the tenant's shard. `owner`: a member's shard user (managers), `me`
+/// or empty for oneself, `tags` for a tags-only key (managers; needs tags).
+#[allow(clippy::too_many_arguments)]
+#[server(prefix = "/api", endpoint = "create_key")]
+pub async fn create_key(
+    slug: String,
+    #[server(default)] reusable: Option<String>,
+    #[server(default)] ephemeral: Option<String>,
+    expiry_days: String,
+    #[server(default)] tags: String,
+    #[server(default)] description: String,
+    #[server(default)] owner: String,
+) -> Result<MintedKey, AppError> {
+    use crate::api::devices::{shard_error, Ctx};
+    use crate::data::keys;
+    use crate::domain::keys::{check_quotas, k3s_vpn_auth, tailscale_up_command, KeyRequest};
+    use crate::domain::role::{Permission, TenantRole};
+    use crate::error::fail;
+    use crate::headscale::{NewPreAuthKey, UserId};
+    let ctx = Ctx::new(&slug).await?;
+    if ctx.scope.role() == TenantRole::Auditor {
+        return Err(fail(AppError::Forbidden));
+    }
+    ctx.scope.require_active().map_err(fail)?;
+    let manages = ctx.scope.role().allows(Permission::ManageDevices);
+    let shard = ctx.placed()?.clone();
+    let on = |v: &Option<String>| v.as_deref().is_some_and(|v| v == "on" || v == "true");
+    let request = KeyRequest::parse(
+        &shard.tenant_code,
+        on(&reusable),
+        on(&ephemeral),
+        &expiry_days,
+        &tags,
+        &description,
+    )
+    .map_err(|m| fail(AppError::Invalid(m)))?;
+
+    // Whose key: oneself, another member, or the tags alone.
+    let owner = owner.trim();
+    let user: Option<i64> = match owner {
+        "" | "me" => {
+            if !request.shard_tags.is_empty() && !manages {
+                return Err(fail(AppError::Forbidden));
+            }
+            let own = crate::data::devices::own_user(&ctx.state.pool, &ctx.scope)
+                .await
+                .map_err(|e| fail(e.into()))?;
+            Some(own.map(|(_, id)| id).ok_or_else(|| {
+                fail(AppError::Conflict(
+                    "Your user on this tenant's shard is being set up; try again in a minute."
+                        .into(),
+                ))
+            })?)
+        }
+        "tags" => {
+            if !manages {
+                return Err(fail(AppError::Forbidden));
+            }
+            if request.shard_tags.is_empty() {
+                return Err(fail(AppError::Invalid(
+                    "A tags-only key needs at least one tag.".into(),
+                )));
+            }
+            None
+        }
+        other => {
+            if !manages {
+                return Err(fail(AppError::Forbidden));
+            }
+            let members = keys::member_users(&ctx.state.pool, &ctx.scope)
+                .await
+                .map_err(|e| fail(e.into()))?;
+            Some(
+                members
+                    .iter()
+                    .find(|(u, _, _)| u == other)
+                    .map(|(_, id, _)| *id)
+                    .ok_or_else(|| {
+                        fail(AppError::Invalid(format!(
+                            "{other} is not a member of this tenant with a user on its shard."
+                        )))
+                    })?,
+            )
+        }
+    };
+
+    let (active, devices) = keys::usage(&ctx.state.pool, &ctx.scope)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    check_quotas(active, shard.key_quota, devices, shard.device_quota)
+        .map_err(|m| fail(AppError::Conflict(m)))?;
+
+    let client = ctx.client()?;
+    let expiration =
+        time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(request.expiry_days));
+    let created = client
+        .create_pre_auth_key(&NewPreAuthKey {
+            user: user.map(|id| UserId(id as u64)),
+            reusable: request.reusable,
+            ephemeral: request.ephemeral,
+            expiration,
+            acl_tags: request.shard_tags.clone(),
+        })
+        .await
+        .map_err(shard_error)?;
+    keys::record_minted(
+        &ctx.state.pool,
+        &ctx.scope,
+        shard.shard_id,
+        &created.pre_auth_key,
+        &request.description,
+    )
+    .await
+    .map_err(|e| fail(e.into()))?;
+    let secret = created.secret.expose().to_string();
+    let minted = MintedKey {
+        key_id: created.pre_auth_key.id.0 as i64,
+        prefix: created
+            .pre_auth_key
+            .prefix()
+            .unwrap_or_default()
+            .to_string(),
+        expiration: created.pre_auth_key.expiration.and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        }),
+        tailscale_up: tailscale_up_command(&shard.login_server_url, &secret),
+        k3s: k3s_vpn_auth(&shard.login_server_url, &secret),
+        key: secret,
+    };
+    tracing::info!(
+        tenant = %slug,
+        key_id = minted.key_id,
+        prefix = %minted.prefix,
+        reusable = request.reusable,
+        ephemeral = request.ephemeral,
+        "pre-auth key minted"
+    );
+    if crate::error::is_form_post() {
+        let token = once::put(ctx.scope.person_id(), minted.clone());
+        leptos_axum::redirect(&format!("/t/{slug}/keys?minted={token}"));
+    }
+    Ok(minted)
+}
+
+/// The key minted by this person's JavaScript-free form post, once.
+#[server(prefix = "/api", endpoint = "take_minted_key")]
+pub async fn take_minted_key(slug: String, token: String) -> Result<Option<MintedKey>, AppError> {
+    use crate::domain::role::Permission;
+    use crate::error::fail;
+    let principal = crate::auth::current_principal().map_err(fail)?;
+    let scope = principal
+        .tenant_scope(&slug, Permission::View)
+        .map_err(fail)?;
+    Ok(once::take(scope.person_id(), &token))
+}
+
+/// Expires a key on the shard: it registers no further device.
+#[server(prefix = "/api", endpoint = "expire_key")]
+pub async fn expire_key(slug: String, key_id: i64) -> Result<(), AppError> {
+    use crate::api::devices::{shard_error, Ctx};
+    use crate::data::keys;
+    use crate::domain::role::{Permission, TenantRole};
+    use crate::error::fail;
+    use crate::headscale::PreAuthKeyId;
+    let ctx = Ctx::new(&slug).await?;
+    let pool = &ctx.state.pool;
+    let only_user = ctx.only_user();
+    let key = keys::list(pool, &ctx.scope, ctx.code(), only_user.as_deref())
+        .await
+        .map_err(|e| fail(e.into()))?
+        .into_iter()
+        .find(|k| k.key_id == key_id)
+        .ok_or_else(|| fail(AppError::NotFound(format!("Key {key_id}"))))?;
+    let manages = ctx.scope.role().allows(Permission::ManageDevices);
+    let own = key.created_by_me || (ctx.own_user.is_some() && key.owner_user == ctx.own_user);
+    if ctx.scope.role() == TenantRole::Auditor || !(manages || own) {
+        return Err(fail(AppError::Forbidden));
+    }
+    ctx.scope.require_active().map_err(fail)?;
+    let shard = ctx.placed()?.clone();
+    let client = ctx.client()?;
+    client
+        .expire_pre_auth_key(PreAuthKeyId(key_id as u64))
+        .await
+        .map_err(shard_error)?;
+    keys::mark_expired(pool, &ctx.scope, shard.shard_id, key_id)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    tracing::info!(tenant = %slug, key_id, "pre-auth key expired");
+    leptos_axum::redirect(&format!("/t/{slug}/keys?expired={key_id}"));
+    Ok(())
+}

@@ -1,0 +1,432 @@
+//! A tenant's devices, read from the mirror (`node`, kept by the sync) under the
+//! tenant's row-level security scope, and the write-through after a change the portal
+//! made on the shard (so the list shows it before the next sync).
+//!
+//! Tags are shown and filtered in the tenant's own names (`tag:server`); the mirror
+//! keeps the shard's (`tag:t7k2--server`).
+
+use super::tenant_tx;
+use crate::api::devices::{DeviceDetail, DevicePage, DeviceRow};
+use crate::auth::TenantScope;
+use crate::domain::devices::{DeviceQuery, Online, SortKey, EXPIRING_SOON_DAYS, PAGE_SIZE};
+use crate::domain::tags::{shard_tag, tenant_tag};
+use crate::headscale::Node;
+use sqlx::PgPool;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The tenant's shard, as actions on it need it.
+#[derive(Clone)]
+pub struct TenantShard {
+    pub tenant_code: String,
+    pub shard_id: Uuid,
+    pub cluster_id: String,
+    pub api_url: String,
+    pub login_server_url: String,
+    pub api_key_sealed: Vec<u8>,
+    pub shard_status: String,
+    pub device_quota: i32,
+    pub key_quota: i32,
+}
+
+/// The tenant's shard; `None` when the tenant is not placed.
+pub async fn tenant_shard(
+    pool: &PgPool,
+    scope: &TenantScope,
+) -> Result<Option<TenantShard>, sqlx::Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        code: String,
+        shard_id: Uuid,
+        cluster_id: String,
+        api_url: String,
+        login_server_url: String,
+        api_key_sealed: Vec<u8>,
+        status: String,
+        device_quota: i32,
+        key_quota: i32,
+    }
+    let mut tx = tenant_tx(pool, scope).await?;
+    let row = sqlx::query_as::<_, Row>(
+        "select t.code, s.id as shard_id, s.cluster_id, s.api_url, s.login_server_url,
+                s.api_key_sealed, s.status, t.device_quota, t.key_quota
+           from tenant t join shard s on s.id = t.shard_id
+          where t.id = $1",
+    )
+    .bind(scope.tenant_id())
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(row.map(|r| TenantShard {
+        tenant_code: r.code,
+        shard_id: r.shard_id,
+        cluster_id: r.cluster_id,
+        api_url: r.api_url,
+        login_server_url: r.login_server_url,
+        api_key_sealed: r.api_key_sealed,
+        shard_status: r.status,
+        device_quota: r.device_quota,
+        key_quota: r.key_quota,
+    }))
+}
+
+/// The person's own Headscale user in the tenant (`t7k2.alice`), once the sync made it.
+pub async fn own_user(
+    pool: &PgPool,
+    scope: &TenantScope,
+) -> Result<Option<(String, i64)>, sqlx::Error> {
+    let mut tx = tenant_tx(pool, scope).await?;
+    let row = sqlx::query_as::<_, (String, i64)>(
+        "select su.user_name, su.headscale_user_id
+           from shard_user su join tenant t on t.id = su.tenant_id and t.shard_id = su.shard_id
+          where su.tenant_id = $1 and su.person_id = $2",
+    )
+    .bind(scope.tenant_id())
+    .bind(scope.person_id())
+    .fetch_optional(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    node_id: i64,
+    given_name: String,
+    name: String,
+    ips: Vec<String>,
+    tags: Vec<String>,
+    online: bool,
+    last_seen: Option<OffsetDateTime>,
+    expiry: Option<OffsetDateTime>,
+    approved_routes: Vec<String>,
+    available_routes: Vec<String>,
+    user_name: Option<String>,
+    owner_name: Option<String>,
+    owner_email: Option<String>,
+    register_method: String,
+    shard_created_at: Option<OffsetDateTime>,
+    total: i64,
+}
+
+fn rfc3339(t: Option<OffsetDateTime>) -> Option<String> {
+    t.and_then(|t| t.format(&Rfc3339).ok())
+}
+
+impl Row {
+    fn into_device(self, code: &str, now: OffsetDateTime) -> DeviceRow {
+        let exit = ["0.0.0.0/0", "::/0"];
+        DeviceRow {
+            node_id: self.node_id,
+            name: self.given_name,
+            hostname: self.name,
+            ips: self.ips,
+            tags: self
+                .tags
+                .iter()
+                .filter_map(|t| tenant_tag(code, t))
+                .collect(),
+            online: self.online,
+            last_seen: rfc3339(self.last_seen),
+            expired: self.expiry.is_some_and(|e| e <= now),
+            expiry: rfc3339(self.expiry),
+            exit_node: self
+                .available_routes
+                .iter()
+                .any(|r| exit.contains(&r.as_str())),
+            exit_node_approved: self
+                .approved_routes
+                .iter()
+                .any(|r| exit.contains(&r.as_str())),
+            subnet_routes: self
+                .available_routes
+                .iter()
+                .filter(|r| !exit.contains(&r.as_str()))
+                .cloned()
+                .collect(),
+            approved_routes: self.approved_routes,
+            owner_user: self.user_name,
+            owner_name: self
+                .owner_name
+                .filter(|n| !n.is_empty())
+                .or(self.owner_email),
+            register_method: self.register_method,
+            created_at: rfc3339(self.shard_created_at),
+        }
+    }
+}
+
+const SELECT: &str = "
+    select n.node_id, n.given_name, n.name,
+           array(select host(i) from unnest(n.ip_addresses) as i) as ips,
+           n.tags, n.online, n.last_seen, n.expiry, n.approved_routes, n.available_routes,
+           n.user_name, p.display_name as owner_name, p.email as owner_email,
+           n.register_method, n.shard_created_at, count(*) over () as total
+      from node n
+      join tenant t on t.id = n.tenant_id and t.shard_id = n.shard_id
+      left join shard_user su on su.shard_id = n.shard_id and su.user_name = n.user_name
+      left join person p on p.id = su.person_id
+     where n.tenant_id = $1 and n.removed_at is null";
+
+/// One page of the tenant's devices for `query`; `only_user` restricts it to one owner's
+/// devices (a member's own).
+pub async fn list(
+    pool: &PgPool,
+    scope: &TenantScope,
+    code: &str,
+    query: &DeviceQuery,
+    only_user: Option<&str>,
+) -> Result<DevicePage, sqlx::Error> {
+    let order = match query.sort {
+        SortKey::Name => "n.given_name",
+        SortKey::LastSeen => "n.last_seen",
+        SortKey::Owner => "n.user_name",
+        SortKey::Expiry => "n.expiry",
+        SortKey::Created => "n.shard_created_at",
+    };
+    let dir = if query.descending {
+        "desc nulls last"
+    } else {
+        "asc nulls last"
+    };
+    // The ORDER BY comes from the fixed list above, never from the request.
+    let sql = format!(
+        "{SELECT}
+         and ($2 = '' or n.given_name ilike $2 or n.name ilike $2
+              or array_to_string(array(select host(i) from unnest(n.ip_addresses) as i), ' ') ilike $2
+              or array_to_string(n.tags, ' ') ilike $3
+              or coalesce(n.user_name, '') ilike $2 or coalesce(p.display_name, '') ilike $2
+              or coalesce(p.email, '') ilike $2)
+         and ($4::boolean is null or n.online = $4)
+         and ($5::text is null or $5 = any(n.tags))
+         and ($6::text is null or n.user_name = $6)
+         and (not $7 or (n.expiry is not null and n.expiry > now()
+                         and n.expiry < now() + make_interval(days => $8)))
+         and (not $9 or cardinality(n.available_routes) > 0)
+         and (not $10 or n.available_routes && array['0.0.0.0/0', '::/0'])
+         and ($11::text is null or n.user_name = $11)
+         order by {order} {dir}, n.node_id
+         limit $12 offset $13"
+    );
+    let pattern = if query.q.is_empty() {
+        String::new()
+    } else {
+        format!("%{}%", escape_like(&query.q))
+    };
+    // Tags are searched in the shard's names: `server` finds `tag:t7k2--server`.
+    let tag_pattern = if query.q.is_empty() {
+        String::new()
+    } else {
+        let q = query.q.strip_prefix("tag:").unwrap_or(&query.q);
+        format!("%tag:{code}--%{}%", escape_like(q))
+    };
+    let online = match query.online {
+        Online::Any => None,
+        Online::Online => Some(true),
+        Online::Offline => Some(false),
+    };
+    let tag = query.tag.as_deref().and_then(|t| shard_tag(code, t).ok());
+    if query.tag.is_some() && tag.is_none() {
+        // A tag that cannot be the tenant's matches nothing.
+        return Ok(DevicePage::empty(query.page));
+    }
+    let offset = i64::from(query.page.saturating_sub(1)) * i64::from(PAGE_SIZE);
+    let mut tx = tenant_tx(pool, scope).await?;
+    let rows = sqlx::query_as::<_, Row>(&sql)
+        .bind(scope.tenant_id())
+        .bind(&pattern)
+        .bind(&tag_pattern)
+        .bind(online)
+        .bind(tag)
+        .bind(query.owner.as_deref())
+        .bind(query.expiring_soon)
+        .bind(EXPIRING_SOON_DAYS as i32)
+        .bind(query.has_routes)
+        .bind(query.exit_node)
+        .bind(only_user)
+        .bind(i64::from(PAGE_SIZE))
+        .bind(offset)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let total = rows.first().map(|r| r.total).unwrap_or(0);
+    let now = OffsetDateTime::now_utc();
+    Ok(DevicePage {
+        total,
+        page: query.page,
+        page_size: PAGE_SIZE,
+        devices: rows.into_iter().map(|r| r.into_device(code, now)).collect(),
+    })
+}
+
+/// `%` and `_` in a search term are literal.
+fn escape_like(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// The filters' choices: the tenant's tags (its own names) and its devices' owners.
+pub async fn filter_options(
+    pool: &PgPool,
+    scope: &TenantScope,
+    code: &str,
+    only_user: Option<&str>,
+) -> Result<(Vec<String>, Vec<(String, String)>), sqlx::Error> {
+    let mut tx = tenant_tx(pool, scope).await?;
+    let tags: Vec<String> = sqlx::query_scalar(
+        "select distinct unnest(n.tags) from node n
+          where n.tenant_id = $1 and n.removed_at is null
+            and ($2::text is null or n.user_name = $2)
+          order by 1",
+    )
+    .bind(scope.tenant_id())
+    .bind(only_user)
+    .fetch_all(&mut *tx)
+    .await?;
+    let owners: Vec<(String, String)> = sqlx::query_as(
+        "select su.user_name, coalesce(nullif(p.display_name, ''), p.email, su.user_name)
+           from shard_user su
+           join tenant t on t.id = su.tenant_id and t.shard_id = su.shard_id
+           join person p on p.id = su.person_id
+          where su.tenant_id = $1 and ($2::text is null or su.user_name = $2)
+          order by 2",
+    )
+    .bind(scope.tenant_id())
+    .bind(only_user)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((
+        tags.iter().filter_map(|t| tenant_tag(code, t)).collect(),
+        owners,
+    ))
+}
+
+/// One device of the tenant (on its current shard), or `None`.
+pub async fn get(
+    pool: &PgPool,
+    scope: &TenantScope,
+    code: &str,
+    node_id: i64,
+) -> Result<Option<DeviceDetail>, sqlx::Error> {
+    let sql = format!("{SELECT} and n.node_id = $2");
+    let mut tx = tenant_tx(pool, scope).await?;
+    let row = sqlx::query_as::<_, Row>(&sql)
+        .bind(scope.tenant_id())
+        .bind(node_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(row.map(|r| DeviceDetail {
+        device: r.into_device(code, OffsetDateTime::now_utc()),
+    }))
+}
+
+/// After the portal changed a node on the shard: the shard's answer into the mirror at
+/// once (the next sync would bring the same). Only the tenant's own row can match.
+pub async fn write_through(
+    pool: &PgPool,
+    scope: &TenantScope,
+    shard_id: Uuid,
+    node: &Node,
+) -> Result<(), sqlx::Error> {
+    let mut tags = node.tags.clone();
+    tags.sort();
+    tags.dedup();
+    let mut approved = node.approved_routes.clone();
+    approved.sort();
+    let mut tx = tenant_tx(pool, scope).await?;
+    sqlx::query(
+        "update node set given_name = $3, tags = $4, expiry = $5, approved_routes = $6,
+                online = $7, changed_at = now()
+          where shard_id = $1 and node_id = $2 and tenant_id = $8",
+    )
+    .bind(shard_id)
+    .bind(node.id.0 as i64)
+    .bind(&node.given_name)
+    .bind(&tags)
+    .bind(node.expiry)
+    .bind(&approved)
+    .bind(node.online)
+    .bind(scope.tenant_id())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// After the portal deleted a node on the shard: marked removed in the mirror, its open
+/// online interval closed now.
+pub async fn mark_removed(
+    pool: &PgPool,
+    scope: &TenantScope,
+    shard_id: Uuid,
+    node_id: i64,
+) -> Result<(), sqlx::Error> {
+    let mut tx = tenant_tx(pool, scope).await?;
+    sqlx::query(
+        "update node set removed_at = now(), online = false, changed_at = now()
+          where shard_id = $1 and node_id = $2 and tenant_id = $3 and removed_at is null",
+    )
+    .bind(shard_id)
+    .bind(node_id)
+    .bind(scope.tenant_id())
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "update node_online_interval set ended_at = greatest(started_at, now())
+          where shard_id = $1 and node_id = $2 and tenant_id = $3 and ended_at is null",
+    )
+    .bind(shard_id)
+    .bind(node_id)
+    .bind(scope.tenant_id())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// Whether another of the tenant's devices on the shard already has `name`.
+pub async fn name_taken(
+    pool: &PgPool,
+    shard_id: Uuid,
+    node_id: i64,
+    name: &str,
+) -> Result<bool, sqlx::Error> {
+    // Names are unique on the whole shard, across tenants; the answer is a yes/no that
+    // reveals no other tenant's row (the shard itself would refuse the same).
+    let mut tx = super::system_tx(pool).await?;
+    let taken: bool = sqlx::query_scalar(
+        "select exists (select 1 from node
+                         where shard_id = $1 and node_id <> $2 and given_name = $3
+                           and removed_at is null)",
+    )
+    .bind(shard_id)
+    .bind(node_id)
+    .bind(name)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(taken)
+}
+
+/// The tenant's device count now and the time of its shard's last sync.
+pub async fn count_and_as_of(
+    pool: &PgPool,
+    scope: &TenantScope,
+) -> Result<(i64, Option<String>), sqlx::Error> {
+    let mut tx = tenant_tx(pool, scope).await?;
+    let (count, as_of): (i64, Option<OffsetDateTime>) = sqlx::query_as(
+        "select (select count(*) from node n join tenant t2 on t2.id = n.tenant_id
+                  and t2.shard_id = n.shard_id
+                  where n.tenant_id = t.id and n.removed_at is null),
+                s.last_sync_at
+           from tenant t left join shard s on s.id = t.shard_id
+          where t.id = $1",
+    )
+    .bind(scope.tenant_id())
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok((count, rfc3339(as_of)))
+}
