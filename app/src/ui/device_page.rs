@@ -20,13 +20,35 @@ pub fn DevicePage() -> impl IntoView {
                 .unwrap_or(0),
         )
     };
-    let device = Resource::new(key, |(slug, id)| get_device(slug, id));
+    // The actions live here so the device is read again after each of them.
+    let actions = DeviceActions {
+        rename: ServerAction::<RenameDevice>::new(),
+        expire: ServerAction::<ExpireDevice>::new(),
+        delete: ServerAction::<DeleteDevice>::new(),
+    };
+    let device = Resource::new(
+        move || {
+            (
+                key(),
+                actions.rename.version().get(),
+                actions.expire.version().get(),
+            )
+        },
+        |((slug, id), _, _)| get_device(slug, id),
+    );
     view! {
         <Loaded resource=device render=move |v| {
             let (slug, _) = key();
-            view! { <Device slug=slug view=v /> }
+            view! { <Device slug=slug view=v actions=actions /> }
         } />
     }
+}
+
+#[derive(Clone, Copy)]
+struct DeviceActions {
+    rename: ServerAction<RenameDevice>,
+    expire: ServerAction<ExpireDevice>,
+    delete: ServerAction<DeleteDevice>,
 }
 
 #[component]
@@ -40,7 +62,7 @@ fn Fact(#[prop(into)] label: String, children: Children) -> impl IntoView {
 }
 
 #[component]
-fn Device(slug: String, view: DeviceView) -> impl IntoView {
+fn Device(slug: String, view: DeviceView, actions: DeviceActions) -> impl IntoView {
     let qm = use_query_map();
     let done = move || {
         qm.read().get("done").map(|d| match d.as_str() {
@@ -52,7 +74,7 @@ fn Device(slug: String, view: DeviceView) -> impl IntoView {
     let d = view.device.clone();
     let title = d.name.clone();
     let status = if d.expired {
-        view! { <Badge tone=Tone::Bad text="expired" /> }.into_any()
+        view! { <Badge tone=Tone::Bad text="expired: logged out" /> }.into_any()
     } else if d.online {
         view! { <Badge tone=Tone::Good text="online" /> }.into_any()
     } else {
@@ -104,7 +126,7 @@ fn Device(slug: String, view: DeviceView) -> impl IntoView {
             </Card>
         </div>
         {if view.may_change {
-            view! { <Actions slug=slug.clone() node_id=d.node_id name=d.name.clone() expired=d.expired /> }.into_any()
+            view! { <Actions slug=slug.clone() node_id=d.node_id name=d.name.clone() expired=d.expired actions=actions /> }.into_any()
         } else {
             view! { <p class="mt-6 text-sm text-slate-500">"You can look at this device but not change it."</p> }.into_any()
         }}
@@ -112,10 +134,18 @@ fn Device(slug: String, view: DeviceView) -> impl IntoView {
 }
 
 #[component]
-fn Actions(slug: String, node_id: i64, name: String, expired: bool) -> impl IntoView {
-    let rename = ServerAction::<RenameDevice>::new();
-    let expire = ServerAction::<ExpireDevice>::new();
-    let delete = ServerAction::<DeleteDevice>::new();
+fn Actions(
+    slug: String,
+    node_id: i64,
+    name: String,
+    expired: bool,
+    actions: DeviceActions,
+) -> impl IntoView {
+    let DeviceActions {
+        rename,
+        expire,
+        delete,
+    } = actions;
     let rename_error = Signal::derive(move || rename.value().get().and_then(|r| r.err()));
     let expire_error = Signal::derive(move || expire.value().get().and_then(|r| r.err()));
     let delete_error = Signal::derive(move || delete.value().get().and_then(|r| r.err()));

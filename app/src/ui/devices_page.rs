@@ -204,7 +204,11 @@ fn Devices(slug: String, query: DeviceQuery, data: DevicesView) -> impl IntoView
                                             </td>
                                             <td class="align-top">{d.owner_name.clone().or(d.owner_user.clone()).unwrap_or_else(|| "tagged device".into())}</td>
                                             <td class="align-top">
-                                                {if d.online {
+                                                {if d.expired {
+                                                    // Headscale keeps an expired device's control connection (it
+                                                    // waits there to log in again), but it reaches no peer.
+                                                    view! { <Badge tone=Tone::Bad text="logged out" /> }.into_any()
+                                                } else if d.online {
                                                     view! { <Badge tone=Tone::Good text="online" /> }.into_any()
                                                 } else {
                                                     view! { <span class="text-xs text-slate-600 dark:text-slate-400">{last_seen_text(d)}</span> }.into_any()

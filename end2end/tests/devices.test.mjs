@@ -1,0 +1,137 @@
+// A member's whole device lifecycle in the browser, against the test stack's real shard
+// (acme lives on hs-a) and a real tailscaled: mint a key (shown once), join with it,
+// find the device online, rename it (the client learns the new name), expire it (it goes
+// offline), delete it.
+
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { assert, eventually, login, onPortalPage, open, portal, scenario, screenshot, shotName, visible } from '../lib.mjs';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** Runs a dev/lib/tailscale.sh function; returns its stdout. */
+function ts(fn, ...args) {
+  return execFileSync(
+    'bash',
+    ['-c', 'set -euo pipefail; source "$1"; shift; "$@"', 'bash', path.join(ROOT, 'dev/lib/tailscale.sh'), fn, ...args],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 90_000 },
+  );
+}
+
+/** A tailscaled of this test, stopped and removed afterwards. */
+function daemon() {
+  // Short: unix socket paths are limited to 107 bytes.
+  const state = mkdtempSync('/tmp/e2e-ts-');
+  return {
+    state,
+    up(loginServer, key, hostname) {
+      ts('ts_start', state, 'd');
+      ts('ts_up', state, 'd', loginServer, key, hostname);
+    },
+    status() {
+      return ts('ts_status_json', state, 'd');
+    },
+    stop() {
+      try {
+        execFileSync('bash', ['-c', 'source "$1"; stop_all "$2"', 'bash', path.join(ROOT, 'dev/lib/common.sh'), state]);
+      } catch {}
+      rmSync(state, { recursive: true, force: true });
+    },
+  };
+}
+
+scenario('a member mints a key, joins a device with it, renames, expires and deletes it', async (s) => {
+  const { page, js } = s;
+  // Unique per run: the dev stack keeps devices of earlier runs.
+  const host = `e2e-${js ? 'js' : 'nojs'}-${Date.now().toString(36)}`;
+  const renamed = `${host}-renamed`;
+  const client = daemon();
+  try {
+    await login(s, 'bob', { next: '/t/acme/keys' });
+    await onPortalPage(s, '/t/acme/keys');
+
+    // Mint: shown once, with the commands for acme's shard.
+    const form = page.getByRole('form', { name: 'Generate key' });
+    await form.getByLabel('Expires after (days)').fill('1');
+    await form.getByLabel('Description').fill(`browser ${host}`);
+    await form.getByRole('button', { name: 'Generate key' }).click();
+    const shown = page.getByRole('dialog', { name: 'Your new key' });
+    await visible(shown);
+    const key = (await shown.getByTestId('minted-key').innerText()).trim();
+    assert.match(key, /^hskey-auth-/);
+    const up = (await shown.getByTestId('tailscale-up').innerText()).trim();
+    const loginServer = /--login-server=(\S+)/.exec(up)[1];
+    assert.equal(up, `tailscale up --login-server=${loginServer} --authkey=${key}`);
+    assert.match(await shown.getByTestId('k3s').innerText(), new RegExp(`joinKey=${key},controlServerURL=`));
+    await screenshot(page, shotName('keys-shown-once', js));
+
+    // Shown once: the page again (a reload, or the one-time link again) does not show it.
+    await page.reload();
+    await onPortalPage(s, '/t/acme/keys');
+    assert.ok(!(await page.content()).includes(key), 'the key is shown only once');
+    await visible(page.getByText(`browser ${host}`));
+
+    // A real device joins with the key and is listed online.
+    client.up(loginServer, key, host);
+    await eventually(
+      async () => {
+        await open(s, `/t/acme/devices?q=${host}`);
+        const row = page.getByRole('row').filter({ hasText: host });
+        assert.equal(await row.count(), 1, 'the device is listed');
+        assert.match(await row.innerText(), /online/);
+      },
+      { timeout: 40_000, interval: 1_000 },
+    );
+    await onPortalPage(s, '/t/acme/devices');
+    await screenshot(page, shotName('devices', js));
+
+    // Its page; rename it, and the client learns the new name.
+    await page.getByRole('link', { name: host, exact: true }).click();
+    await onPortalPage(s);
+    await visible(page.getByRole('heading', { name: host, level: 1 }));
+    await screenshot(page, shotName('device-detail', js));
+    s.expectStatus(portal('/api/rename_device'), 422);
+    const rename = page.getByRole('form', { name: 'Rename device' });
+    await rename.getByLabel('New name').fill('Not A Name!');
+    await rename.getByRole('button', { name: 'Rename' }).click();
+    await visible(page.getByText(/only letters, digits and hyphens/));
+    await page.getByRole('form', { name: 'Rename device' }).getByLabel('New name').fill(renamed);
+    await page.getByRole('form', { name: 'Rename device' }).getByRole('button', { name: 'Rename' }).click();
+    await visible(page.getByText(/^Renamed\./));
+    await visible(page.getByRole('heading', { name: renamed, level: 1 }));
+    // `tailscale status` shows the device under its new (MagicDNS) name.
+    await eventually(() => assert.match(client.status(), new RegExp(`"DNSName": "${renamed}\\.`)), {
+      timeout: 30_000,
+      interval: 500,
+    });
+
+    // Expire it: the client is logged out (it keeps only its control connection, to log
+    // in again), and the list no longer shows it online.
+    await page.getByRole('form', { name: 'Expire device key' }).getByRole('button', { name: 'Expire key' }).click();
+    await visible(page.getByText(/key is expired/));
+    await eventually(() => assert.match(client.status(), /"BackendState": "NeedsLogin"/), {
+      timeout: 30_000,
+      interval: 500,
+    });
+    await open(s, `/t/acme/devices?q=${renamed}`);
+    const row = page.getByRole('row').filter({ hasText: renamed });
+    assert.equal(await row.count(), 1);
+    assert.doesNotMatch(await row.innerText(), /online/);
+    assert.match(await row.innerText(), /logged out/);
+    await onPortalPage(s, '/t/acme/devices');
+
+    // Delete it, typing its name.
+    await page.getByRole('link', { name: renamed, exact: true }).click();
+    await onPortalPage(s);
+    const del = page.getByRole('form', { name: 'Delete device' });
+    await del.getByLabel(/Type/).fill(renamed);
+    await del.getByRole('button', { name: 'Delete device' }).click();
+    await onPortalPage(s, '/t/acme/devices');
+    await visible(page.getByText(`Device ${renamed} deleted.`));
+    assert.equal(await page.getByRole('link', { name: renamed, exact: true }).count(), 0);
+  } finally {
+    client.stop();
+  }
+}, { timeout: 240_000 });
