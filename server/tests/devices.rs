@@ -240,6 +240,91 @@ async fn a_member_mints_a_key_and_manages_the_device_that_joined_with_it(owner: 
     assert_eq!(client.list_pre_auth_keys().await.unwrap().len(), before);
 }
 
+/// Interactive registration: a real `tailscale up` without a key prints a URL; an
+/// admin pastes it and chooses the member; the device is that member's. An unknown or
+/// malformed ID, or a tenant at its device quota, is refused and registers nothing.
+#[sqlx::test(migrator = "server::startup::MIGRATOR")]
+async fn an_admin_registers_a_waiting_device_to_a_member(owner: PgPool) {
+    let stack = Stack::new();
+    let real = stack.start_shard("hs-dev-b", 7).await;
+    let app = TestApp::spawn(owner.clone(), Idp::real_rs256()).await;
+    let shard = add_shard(&owner, &real.cluster_id, &real.url, &real.api_key).await;
+    app.sign_in("alice").await; // acme admin
+    let bob = app.another_browser("bob").await; // acme member
+    let worker = SyncWorker::new(
+        app_pool(&owner),
+        secrets(),
+        SyncSettings::new(Duration::from_secs(1), 2),
+    );
+    sync(&worker, &owner, shard).await; // both members' users
+
+    let (pending, url) = stack.up_interactive("bobs", &real, "bob-desktop").await;
+    assert!(url.contains("/register/"), "{url}");
+    let register = |registration: &str, owner_field: &str| {
+        app.same_origin_post("/api/register_device")
+            .form(&form(&[
+                ("slug", "acme"),
+                ("registration", registration),
+                ("owner", owner_field),
+            ]))
+            .send()
+    };
+    // Unknown and malformed IDs: a sentence, nothing registered.
+    let res = register("hskey-authreq-AAAAAAAAAAAAAAAAAAAAAAAA", "t7k2.bob")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(res.text().await.unwrap().contains("No device is waiting"));
+    let res = register("not-an-id", "t7k2.bob").await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // At the device quota: refused before the shard is asked.
+    sqlx::query("update tenant set device_quota = 1 where slug = 'acme'")
+        .execute(&owner)
+        .await
+        .unwrap();
+    sqlx::query(
+        "insert into node (shard_id, node_id, tenant_id, given_name, name, user_name, online, register_method)
+         select $1, 999, id, 'placeholder', 'placeholder', 't7k2.alice', false, 'cli' from tenant where slug = 'acme'",
+    )
+    .bind(shard)
+    .execute(&owner)
+    .await
+    .unwrap();
+    let res = register(&url, "t7k2.bob").await.unwrap();
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert!(res.text().await.unwrap().contains("its quota is 1"));
+    assert!(real.client().list_nodes().await.unwrap().is_empty());
+    sqlx::query("update tenant set device_quota = 100 where slug = 'acme'")
+        .execute(&owner)
+        .await
+        .unwrap();
+
+    // The whole URL, for bob.
+    let res = register(&url, "t7k2.bob").await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let node_id: i64 = res.json().await.unwrap();
+    let node = real
+        .client()
+        .get_node(NodeId(node_id as u64))
+        .await
+        .unwrap();
+    assert_eq!(node.user.map(|u| u.name).as_deref(), Some("t7k2.bob"));
+    let out = tokio::time::timeout(Duration::from_secs(60), pending.wait_with_output())
+        .await
+        .expect("tailscale up finishes once registered")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Bob sees it as his; it is in the mirror at once.
+    let page = bob.get("/t/acme/devices").await.text().await.unwrap();
+    assert!(page.contains("bob-desktop"), "{page}");
+    let page = bob.get(&format!("/t/acme/devices/{node_id}")).await;
+    assert_eq!(page.status(), StatusCode::OK);
+}
+
 /// Every device and key action, called by the wrong person: another tenant's admin (with
 /// either tenant's slug), a member for a colleague's device, an auditor. Each is refused
 /// (404 where the thing is not theirs to know of, 403 where they may look but not

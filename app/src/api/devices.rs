@@ -86,6 +86,10 @@ pub struct DevicesView {
     /// When the mirror was last refreshed from the shard (RFC 3339, UTC).
     pub as_of: Option<String>,
     pub placed: bool,
+    /// May register devices (not an auditor; tenant active).
+    pub may_register: bool,
+    /// May register for other members (device managers).
+    pub manages: bool,
 }
 
 /// What the device page needs: the device and what the person may do with it.
@@ -250,6 +254,8 @@ pub async fn list_devices(slug: String, query: DeviceQuery) -> Result<DevicesVie
             device_quota: 0,
             as_of: None,
             placed: false,
+            may_register: false,
+            manages: false,
         });
     };
     let only_user = ctx.only_user();
@@ -273,6 +279,12 @@ pub async fn list_devices(slug: String, query: DeviceQuery) -> Result<DevicesVie
         device_quota: shard.device_quota,
         as_of,
         placed: true,
+        may_register: ctx.scope.role() != crate::domain::role::TenantRole::Auditor
+            && ctx.scope.require_active().is_ok(),
+        manages: ctx
+            .scope
+            .role()
+            .allows(crate::domain::role::Permission::ManageDevices),
     })
 }
 
@@ -376,4 +388,82 @@ pub async fn delete_device(slug: String, node_id: i64, confirm: String) -> Resul
     tracing::info!(tenant = %slug, node_id, name = %device.name, "device deleted");
     leptos_axum::redirect(&format!("/t/{slug}/devices?deleted={}", device.name));
     Ok(())
+}
+
+/// Registers a device that is waiting after an interactive `tailscale up` (no key):
+/// `registration` is the URL it printed or the ID in it (0.29: `hskey-authreq-…`,
+/// 0.28: 24 characters). `owner`: a member's shard user (device managers), or empty for
+/// oneself. Refused over the device quota, before the shard is asked.
+#[server(prefix = "/api", endpoint = "register_device")]
+pub async fn register_device(
+    slug: String,
+    registration: String,
+    #[server(default)] owner: String,
+) -> Result<i64, AppError> {
+    use crate::data::{devices, keys};
+    use crate::domain::role::{Permission, TenantRole};
+    use crate::error::fail;
+    use crate::headscale::HeadscaleErrorKind;
+    let ctx = Ctx::new(&slug).await?;
+    if ctx.scope.role() == TenantRole::Auditor {
+        return Err(fail(AppError::Forbidden));
+    }
+    ctx.scope.require_active().map_err(fail)?;
+    let registration = registration.trim();
+    if registration.is_empty() {
+        return Err(fail(AppError::Invalid(
+            "Paste the URL that tailscale up printed (or the ID at its end).".into(),
+        )));
+    }
+    let manages = ctx.scope.role().allows(Permission::ManageDevices);
+    let user_name = match owner.trim() {
+        "" | "me" => ctx.own_user.clone().ok_or_else(|| {
+            fail(AppError::Conflict(
+                "Your user on this tenant's shard is being set up; try again in a minute.".into(),
+            ))
+        })?,
+        other if manages => keys::member_users(&ctx.state.pool, &ctx.scope)
+            .await
+            .map_err(|e| fail(e.into()))?
+            .into_iter()
+            .find(|(u, _, _)| u == other)
+            .map(|(u, _, _)| u)
+            .ok_or_else(|| {
+                fail(AppError::Invalid(format!(
+                    "{other} is not a member of this tenant with a user on its shard."
+                )))
+            })?,
+        _ => return Err(fail(AppError::Forbidden)),
+    };
+    let shard = ctx.placed()?.clone();
+    let (_, devices_now) = keys::usage(&ctx.state.pool, &ctx.scope)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    if devices_now >= i64::from(shard.device_quota) {
+        return Err(fail(AppError::Conflict(format!(
+            "This tenant already has {devices_now} devices, its quota is {}. Remove a device, \
+             or ask the service operator for a larger quota.",
+            shard.device_quota
+        ))));
+    }
+    let client = ctx.client()?;
+    let node = client
+        .register_node(&user_name, registration)
+        .await
+        .map_err(|e| match e.kind() {
+            HeadscaleErrorKind::NotFound => fail(AppError::Invalid(
+                "No device is waiting with that registration ID. Registration URLs expire \
+                 after a few minutes: run tailscale up again for a new one."
+                    .into(),
+            )),
+            HeadscaleErrorKind::Rejected => fail(AppError::Invalid(e.to_string())),
+            _ => shard_error(e),
+        })?;
+    devices::insert_registered(&ctx.state.pool, &ctx.scope, shard.shard_id, &node)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    let node_id = node.id.0 as i64;
+    tracing::info!(tenant = %slug, node_id, user = %user_name, "device registered");
+    leptos_axum::redirect(&format!("/t/{slug}/devices/{node_id}?done=registered"));
+    Ok(node_id)
 }

@@ -430,3 +430,41 @@ pub async fn count_and_as_of(
     tx.commit().await?;
     Ok((count, rfc3339(as_of)))
 }
+
+/// A device the portal just registered on the shard, into the mirror at once (the sync
+/// takes it from there; it owns the row's online intervals).
+pub async fn insert_registered(
+    pool: &PgPool,
+    scope: &TenantScope,
+    shard_id: Uuid,
+    node: &Node,
+) -> Result<(), sqlx::Error> {
+    let ips: Vec<String> = node.ip_addresses.iter().map(|ip| ip.to_string()).collect();
+    let mut tx = tenant_tx(pool, scope).await?;
+    sqlx::query(
+        "insert into node (shard_id, node_id, tenant_id, given_name, name, user_id, user_name,
+                           ip_addresses, tags, online, last_seen, expiry, approved_routes,
+                           available_routes, subnet_routes, register_method, shard_created_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8::inet[], $9, false, $10, $11, $12, $13, $14,
+                 'cli', $15)
+         on conflict on constraint node_pkey do nothing",
+    )
+    .bind(shard_id)
+    .bind(node.id.0 as i64)
+    .bind(scope.tenant_id())
+    .bind(&node.given_name)
+    .bind(&node.name)
+    .bind(node.user.as_ref().map(|u| u.id.0 as i64))
+    .bind(node.user.as_ref().map(|u| u.name.clone()))
+    .bind(&ips)
+    .bind(&node.tags)
+    .bind(node.last_seen)
+    .bind(node.expiry)
+    .bind(&node.approved_routes)
+    .bind(&node.available_routes)
+    .bind(&node.subnet_routes)
+    .bind(node.created_at)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}

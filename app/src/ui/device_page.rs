@@ -68,6 +68,7 @@ fn Device(slug: String, view: DeviceView, actions: DeviceActions) -> impl IntoVi
         qm.read().get("done").map(|d| match d.as_str() {
             "renamed" => "Renamed. Clients see the new name at their next map update.",
             "expired" => "The device's key is expired: it is logged out until it logs in again.",
+            "registered" => "Registered. The device finishes logging in on its own.",
             _ => "Done.",
         })
     };

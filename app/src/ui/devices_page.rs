@@ -2,9 +2,9 @@
 //! filters, sort and page live in the URL (`domain::devices::DeviceQuery`); the filter
 //! form is a plain GET form, so all of it works without JavaScript.
 
-use crate::api::devices::{list_devices, DeviceRow, DevicesView};
+use crate::api::devices::{list_devices, DeviceRow, DevicesView, RegisterDevice};
 use crate::domain::devices::{DeviceQuery, Online, SortKey};
-use crate::ui::common::{utc, Badge, Card, CopyButton, Loaded, PageHeader, Tone, INPUT};
+use crate::ui::common::{utc, Badge, Card, CopyButton, FormError, Loaded, PageHeader, Tone, INPUT};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -113,6 +113,9 @@ fn Devices(slug: String, query: DeviceQuery, data: DevicesView) -> impl IntoView
         .then(|| format!("{base}{}", query.with_page(page.page - 1).to_query_string()));
     let next = (page.page < pages)
         .then(|| format!("{base}{}", query.with_page(page.page + 1).to_query_string()));
+    let register = data.may_register.then(|| {
+        view! { <RegisterCard slug=slug.clone() manages=data.manages owners=data.owners.clone() /> }
+    });
     view! {
         <PageHeader title="Devices" subtitle=subtitle />
         {move || deleted().map(|name| view! {
@@ -162,6 +165,7 @@ fn Devices(slug: String, query: DeviceQuery, data: DevicesView) -> impl IntoView
                 </div>
             </form>
         </Card>
+        {register}
         <div class="mt-6">
             <Card>
                 {if page.devices.is_empty() {
@@ -237,5 +241,36 @@ fn Devices(slug: String, query: DeviceQuery, data: DevicesView) -> impl IntoView
                 </nav>
             </Card>
         </div>
+    }
+}
+
+/// Registers a device waiting after an interactive `tailscale up`.
+#[component]
+fn RegisterCard(slug: String, manages: bool, owners: Vec<(String, String)>) -> impl IntoView {
+    let action = ServerAction::<RegisterDevice>::new();
+    let error = Signal::derive(move || action.value().get().and_then(|r| r.err()));
+    view! {
+        <details class="mt-6 rounded-lg border border-slate-200 bg-white p-5 shadow-sm dark:border-slate-800 dark:bg-slate-900">
+            <summary class="cursor-pointer text-sm font-semibold">"Register a device that is waiting (tailscale up without a key)"</summary>
+            <ActionForm action=action attr:class="mt-4 grid gap-4 md:grid-cols-3" attr:aria-label="Register device">
+                <div class="md:col-span-3"><FormError error=error /></div>
+                <input type="hidden" name="slug" value=slug />
+                <div class="md:col-span-2">
+                    <label for="registration" class="block text-sm font-medium">"Registration URL or ID"</label>
+                    <input id="registration" name="registration" required class=INPUT placeholder="http://…/register/hskey-authreq-…" aria-describedby="registration-help" />
+                    <p id="registration-help" class="mt-1 text-xs text-slate-500">"What tailscale up --login-server=… printed. Both Headscale 0.28 and 0.29 forms work."</p>
+                </div>
+                {manages.then(|| view! {
+                    <div>
+                        <label for="reg-owner" class="block text-sm font-medium">"Owner"</label>
+                        <select id="reg-owner" name="owner" class=INPUT>
+                            <option value="me">"Me"</option>
+                            {owners.iter().map(|(u, n)| view! { <option value=u.clone()>{format!("{n} ({u})")}</option> }).collect_view()}
+                        </select>
+                    </div>
+                })}
+                <div class="md:col-span-3"><button type="submit" class="btn-primary">"Register device"</button></div>
+            </ActionForm>
+        </details>
     }
 }

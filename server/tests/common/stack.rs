@@ -164,6 +164,56 @@ impl Stack {
         .await;
     }
 
+    /// Starts tailscaled `name` and an interactive `tailscale up` (no key) against
+    /// `shard`; returns the still-running `tailscale up` and the registration URL the
+    /// device shows.
+    pub async fn up_interactive(
+        &self,
+        name: &str,
+        shard: &RealShard,
+        hostname: &str,
+    ) -> (tokio::process::Child, String) {
+        Self::helper("tailscale.sh", "ts_start", &[self.state(), name]).await;
+        let cli = || {
+            let mut c = Command::new("bash");
+            c.arg("-c")
+                .arg(r#"source "$1"; shift; ts_cli "$@""#)
+                .arg("bash")
+                .arg(Self::lib("tailscale.sh"))
+                .arg(self.state())
+                .arg(name)
+                .stdin(Stdio::null())
+                .kill_on_drop(true);
+            c
+        };
+        let child = cli()
+            .args([
+                "up",
+                &format!("--login-server={}", shard.url),
+                &format!("--hostname={hostname}"),
+                "--accept-dns=false",
+                "--timeout=90s",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tailscale up");
+        for _ in 0..150 {
+            let out = cli()
+                .args(["status", "--json"])
+                .output()
+                .await
+                .expect("status");
+            if let Ok(status) = serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+                if let Some(url) = status["AuthURL"].as_str().filter(|u| !u.is_empty()) {
+                    return (child, url.to_string());
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        panic!("tailscaled {name} showed no registration URL");
+    }
+
     /// `tailscale status --json` of daemon `name`.
     pub async fn status_json(&self, name: &str) -> String {
         let out = Command::new("bash")
