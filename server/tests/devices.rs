@@ -325,6 +325,197 @@ async fn an_admin_registers_a_waiting_device_to_a_member(owner: PgPool) {
     assert_eq!(page.status(), StatusCode::OK);
 }
 
+/// Mints a key for the signed-in person of `who` in `slug`; returns the full key.
+async fn mint(who: &TestApp, slug: &str) -> String {
+    let res = who
+        .same_origin_post("/api/create_key")
+        .form(&form(&[("slug", slug), ("expiry_days", "1")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    res.json::<MintedKey>().await.unwrap().key
+}
+
+/// Routes: a device's advertised subnet route is approved; the same prefix from another
+/// tenant on the shard is refused with the reason (Headscale elects one router per
+/// prefix for the whole shard); an exit node is approved as both exit routes. Tags: only
+/// the tenant's own, only those the shard's policy defines, only by device managers.
+#[sqlx::test(migrator = "server::startup::MIGRATOR")]
+async fn routes_never_overlap_between_tenants_and_tags_stay_in_the_tenants_namespace(
+    owner: PgPool,
+) {
+    let stack = Stack::new();
+    let real = stack.start_shard("hs-dev-c", 8).await;
+    let app = TestApp::spawn(owner.clone(), Idp::real_rs256()).await;
+    let shard = add_shard(&owner, &real.cluster_id, &real.url, &real.api_key).await;
+    app.sign_in("alice").await; // acme admin
+    let gina = app.another_browser("gina").await; // globex admin
+    let bob = app.another_browser("bob").await; // acme member
+    let worker = SyncWorker::new(
+        app_pool(&owner),
+        secrets(),
+        SyncSettings::new(Duration::from_secs(1), 2),
+    );
+    sync(&worker, &owner, shard).await;
+
+    let alice_key = mint(&app, "acme").await;
+    let gina_key = mint(&gina, "globex").await;
+    stack
+        .join_with(
+            "alices",
+            &real,
+            &alice_key,
+            "acme-router",
+            &[
+                "--advertise-routes=10.42.0.0/16,192.168.50.0/24",
+                "--advertise-exit-node",
+            ],
+        )
+        .await;
+    stack
+        .join_with(
+            "ginas",
+            &real,
+            &gina_key,
+            "globex-router",
+            &["--advertise-routes=10.42.0.0/16"],
+        )
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (acme_node, globex_node) = loop {
+        sync(&worker, &owner, shard).await;
+        let ids: Vec<(String, i64)> = sqlx::query_as(
+            "select given_name, node_id from node where cardinality(available_routes) > 0 order by given_name",
+        )
+        .fetch_all(&owner)
+        .await
+        .unwrap();
+        if ids.len() == 2 {
+            break (ids[0].1, ids[1].1);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "routers never advertised: {ids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let route = |who: &TestApp, slug: &str, node: i64, route: &str, approve: &str| {
+        let node = node.to_string();
+        let f = form(&[
+            ("slug", slug),
+            ("node_id", &node),
+            ("route", route),
+            ("approve", approve),
+        ]);
+        who.same_origin_post("/api/set_device_route")
+            .form(&f)
+            .send()
+    };
+    let client = real.client();
+    let approved = |id: i64| {
+        let client = client.clone();
+        async move {
+            client
+                .get_node(NodeId(id as u64))
+                .await
+                .unwrap()
+                .approved_routes
+        }
+    };
+
+    // Acme first: approved.
+    let res = route(&app, "acme", acme_node, "10.42.0.0/16", "true")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(approved(acme_node).await, ["10.42.0.0/16"]);
+    // Globex, same prefix: refused with the reason, nothing approved on the shard.
+    let res = route(&gina, "globex", globex_node, "10.42.0.0/16", "true")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let body = res.text().await.unwrap();
+    assert!(
+        body.contains("overlaps 10.42.0.0/16") && body.contains("another tenant"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("acme") && !body.contains("t7k2"),
+        "names no other tenant: {body}"
+    );
+    assert!(approved(globex_node).await.is_empty());
+    // A route the device does not advertise, and nonsense: refused.
+    let res = route(&app, "acme", acme_node, "10.99.0.0/16", "true")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let res = route(&app, "acme", acme_node, "10.42.0.0", "true")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // The exit node: both exit routes; withdrawing takes both away again.
+    let res = route(&app, "acme", acme_node, "0.0.0.0/0", "true")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut got = approved(acme_node).await;
+    got.sort();
+    assert_eq!(got, ["0.0.0.0/0", "10.42.0.0/16", "::/0"]);
+    let res = route(&app, "acme", acme_node, "0.0.0.0/0", "false")
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(approved(acme_node).await, ["10.42.0.0/16"]);
+
+    // Tags: the shard's policy defines acme's tag:server (as the policy compiler will).
+    client
+        .set_policy(
+            r#"{"tagOwners":{"tag:t7k2--server":["t7k2.alice@"]},"acls":[{"action":"accept","src":["*"],"dst":["*:*"]}]}"#,
+        )
+        .await
+        .expect("policy");
+    let tags = |who: &TestApp, value: &str| {
+        let node = acme_node.to_string();
+        let f = form(&[("slug", "acme"), ("node_id", &node), ("tags", value)]);
+        who.same_origin_post("/api/set_device_tags").form(&f).send()
+    };
+    let res = tags(&bob, "tag:server").await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::NOT_FOUND,
+        "a member: not his device"
+    );
+    let res = tags(&app, "tag:g4x9--db").await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "another namespace"
+    );
+    let res = tags(&app, "tag:nothere").await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::CONFLICT,
+        "not in the shard's policy"
+    );
+    let res = tags(&app, "tag:server").await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{}",
+        res.text().await.unwrap_or_default()
+    );
+    let node = client.get_node(NodeId(acme_node as u64)).await.unwrap();
+    assert_eq!(node.tags, ["tag:t7k2--server"]);
+    let page = app
+        .get(&format!("/t/acme/devices/{acme_node}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("tag:server") && !page.contains("tag:t7k2--server"));
+}
+
 /// Every device and key action, called by the wrong person: another tenant's admin (with
 /// either tenant's slug), a member for a colleague's device, an auditor. Each is refused
 /// (404 where the thing is not theirs to know of, 403 where they may look but not

@@ -97,6 +97,8 @@ pub struct DevicesView {
 pub struct DeviceView {
     pub device: DeviceRow,
     pub may_change: bool,
+    /// May set tags (device managers).
+    pub manages: bool,
     pub login_server_url: String,
 }
 
@@ -295,6 +297,10 @@ pub async fn get_device(slug: String, node_id: i64) -> Result<DeviceView, AppErr
     let device = ctx.device(node_id).await?;
     Ok(DeviceView {
         may_change: may_change_device(ctx.scope.role(), ctx.owns(&device)),
+        manages: ctx
+            .scope
+            .role()
+            .allows(crate::domain::role::Permission::ManageDevices),
         login_server_url: ctx
             .shard
             .as_ref()
@@ -466,4 +472,121 @@ pub async fn register_device(
     tracing::info!(tenant = %slug, node_id, user = %user_name, "device registered");
     leptos_axum::redirect(&format!("/t/{slug}/devices/{node_id}?done=registered"));
     Ok(node_id)
+}
+
+/// Approves (`approve` = `true`) or withdraws one route a device advertises: a subnet
+/// route, or `0.0.0.0/0` / `::/0` (exit node; both are set together). A subnet route that
+/// overlaps a route another tenant on the shard has approved is refused, with why.
+#[server(prefix = "/api", endpoint = "set_device_route")]
+pub async fn set_device_route(
+    slug: String,
+    node_id: i64,
+    route: String,
+    approve: bool,
+) -> Result<(), AppError> {
+    use crate::data::devices;
+    use crate::domain::routes::{conflict, Prefix, EXIT_ROUTES};
+    use crate::error::fail;
+    use crate::headscale::NodeId;
+    let ctx = Ctx::new(&slug).await?;
+    let (device, client) = ctx.changeable(node_id).await?;
+    let prefix = Prefix::parse(&route).map_err(|m| fail(AppError::Invalid(m)))?;
+    let advertised: Vec<Prefix> = device
+        .subnet_routes
+        .iter()
+        .chain(device.exit_node.then_some(&EXIT_ROUTES[0].to_string()))
+        .filter_map(|r| Prefix::parse(r).ok())
+        .collect();
+    if !advertised.contains(&prefix) {
+        return Err(fail(AppError::Invalid(format!(
+            "{} does not advertise {prefix}; only routes a device advertises can be approved.",
+            device.name
+        ))));
+    }
+    let shard = ctx.placed()?.clone();
+    // The routes to keep, then this one added or taken out (an exit node is both).
+    let wanted: Vec<String> = if prefix.is_exit() {
+        EXIT_ROUTES.iter().map(|r| r.to_string()).collect()
+    } else {
+        vec![prefix.to_string()]
+    };
+    let mut routes: Vec<String> = device
+        .approved_routes
+        .iter()
+        .filter(|r| !wanted.contains(r))
+        .cloned()
+        .collect();
+    if approve {
+        let others = devices::other_tenants_routes(&ctx.state.pool, &ctx.scope, shard.shard_id)
+            .await
+            .map_err(|e| fail(e.into()))?;
+        if let Some(taken) = conflict(&prefix, &others) {
+            return Err(fail(AppError::Conflict(format!(
+                "{prefix} overlaps {taken}, which another tenant on this shard already routes. \
+                 Headscale elects one router per prefix for the whole shard, so approving it \
+                 would break that tenant's route or yours. Use a non-overlapping subnet (for \
+                 K3s, a different --cluster-cidr), or ask the service operator to move your \
+                 tenant to another shard."
+            ))));
+        }
+        routes.extend(wanted);
+    }
+    routes.sort();
+    routes.dedup();
+    let node = client
+        .set_approved_routes(NodeId(node_id as u64), &routes)
+        .await
+        .map_err(shard_error)?;
+    devices::write_through(&ctx.state.pool, &ctx.scope, shard.shard_id, &node)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    tracing::info!(tenant = %slug, node_id, %prefix, approve, "device route changed");
+    leptos_axum::redirect(&format!("/t/{slug}/devices/{node_id}?done=routes"));
+    Ok(())
+}
+
+/// Sets a device's tags (in the tenant's own names, comma or space separated; empty is
+/// refused: Headscale keeps a tagged device tagged). The shard's policy decides which
+/// tags exist (tagOwners); its refusal comes back as a sentence.
+#[server(prefix = "/api", endpoint = "set_device_tags")]
+pub async fn set_device_tags(slug: String, node_id: i64, tags: String) -> Result<(), AppError> {
+    use crate::data::devices;
+    use crate::domain::role::Permission;
+    use crate::domain::tags::shard_tag;
+    use crate::error::fail;
+    use crate::headscale::NodeId;
+    let ctx = Ctx::new(&slug).await?;
+    // Tags give a device to the tenant instead of its member: device managers only.
+    if !ctx.scope.role().allows(Permission::ManageDevices) {
+        let _ = ctx.device(node_id).await?;
+        return Err(fail(AppError::Forbidden));
+    }
+    let (_device, client) = ctx.changeable(node_id).await?;
+    let mut shard_tags = Vec::new();
+    for t in tags
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+    {
+        let t = shard_tag(ctx.code(), t).map_err(|m| fail(AppError::Invalid(m)))?;
+        if !shard_tags.contains(&t) {
+            shard_tags.push(t);
+        }
+    }
+    if shard_tags.is_empty() {
+        return Err(fail(AppError::Invalid(
+            "Give at least one tag, like tag:server.".into(),
+        )));
+    }
+    shard_tags.sort();
+    let shard = ctx.placed()?.clone();
+    let node = client
+        .set_tags(NodeId(node_id as u64), &shard_tags)
+        .await
+        .map_err(shard_error)?;
+    devices::write_through(&ctx.state.pool, &ctx.scope, shard.shard_id, &node)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    tracing::info!(tenant = %slug, node_id, tags = ?shard_tags, "device tags set");
+    leptos_axum::redirect(&format!("/t/{slug}/devices/{node_id}?done=tags"));
+    Ok(())
 }

@@ -468,3 +468,26 @@ pub async fn insert_registered(
     .await?;
     tx.commit().await
 }
+
+/// Routes other tenants' devices on the shard have approved (no other detail of them):
+/// what a new approval must not overlap.
+pub async fn other_tenants_routes(
+    pool: &PgPool,
+    scope: &TenantScope,
+    shard_id: Uuid,
+) -> Result<Vec<String>, sqlx::Error> {
+    // Across tenants on purpose, so through the trusted scope; only prefixes leave.
+    let mut tx = super::system_tx(pool).await?;
+    let routes = sqlx::query_scalar(
+        "select distinct unnest(approved_routes) from node
+          where shard_id = $1 and removed_at is null
+            and tenant_id is distinct from $2
+          order by 1",
+    )
+    .bind(shard_id)
+    .bind(scope.tenant_id())
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(routes)
+}

@@ -5,6 +5,7 @@ pub mod groups;
 pub mod keys;
 pub mod placement;
 pub mod role;
+pub mod routes;
 pub mod shard;
 pub mod shard_users;
 pub mod sync;

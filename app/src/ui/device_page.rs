@@ -2,7 +2,9 @@
 //! rename, expire, delete (typing the name to confirm). Plain forms: all of it works
 //! without JavaScript.
 
-use crate::api::devices::{get_device, DeleteDevice, DeviceView, ExpireDevice, RenameDevice};
+use crate::api::devices::{
+    get_device, DeleteDevice, DeviceView, ExpireDevice, RenameDevice, SetDeviceRoute, SetDeviceTags,
+};
 use crate::ui::common::{utc, Badge, Card, CopyButton, FormError, Loaded, PageHeader, Tone, INPUT};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -25,6 +27,8 @@ pub fn DevicePage() -> impl IntoView {
         rename: ServerAction::<RenameDevice>::new(),
         expire: ServerAction::<ExpireDevice>::new(),
         delete: ServerAction::<DeleteDevice>::new(),
+        route: ServerAction::<SetDeviceRoute>::new(),
+        tags: ServerAction::<SetDeviceTags>::new(),
     };
     let device = Resource::new(
         move || {
@@ -32,9 +36,10 @@ pub fn DevicePage() -> impl IntoView {
                 key(),
                 actions.rename.version().get(),
                 actions.expire.version().get(),
+                actions.route.version().get() + actions.tags.version().get(),
             )
         },
-        |((slug, id), _, _)| get_device(slug, id),
+        |((slug, id), _, _, _)| get_device(slug, id),
     );
     view! {
         <Loaded resource=device render=move |v| {
@@ -49,6 +54,8 @@ struct DeviceActions {
     rename: ServerAction<RenameDevice>,
     expire: ServerAction<ExpireDevice>,
     delete: ServerAction<DeleteDevice>,
+    route: ServerAction<SetDeviceRoute>,
+    tags: ServerAction<SetDeviceTags>,
 }
 
 #[component]
@@ -69,6 +76,8 @@ fn Device(slug: String, view: DeviceView, actions: DeviceActions) -> impl IntoVi
             "renamed" => "Renamed. Clients see the new name at their next map update.",
             "expired" => "The device's key is expired: it is logged out until it logs in again.",
             "registered" => "Registered. The device finishes logging in on its own.",
+            "routes" => "Routes updated.",
+            "tags" => "Tags set. The device is now owned by its tags.",
             _ => "Done.",
         })
     };
@@ -88,6 +97,33 @@ fn Device(slug: String, view: DeviceView, actions: DeviceActions) -> impl IntoVi
         .clone()
         .or(d.owner_user.clone())
         .unwrap_or_else(|| "Tagged device (owned by its tags)".into());
+    let tags_form = (view.may_change && view.manages).then(|| {
+        view! { <TagsForm slug=slug.clone() node_id=d.node_id tags=d.tags.clone() action=actions.tags /> }
+    });
+    let routes = if d.subnet_routes.is_empty() && !d.exit_node {
+        view! { <p class="text-sm text-slate-500">"This device advertises no routes."</p> }
+            .into_any()
+    } else {
+        view! {
+                        <ul class="text-sm">
+                            {d.subnet_routes.iter().map(|r| {
+                                let approved = d.approved_routes.contains(r);
+                                view! {
+                                    <li class="flex items-center justify-between gap-2 py-1">
+                                        <span><code>{r.clone()}</code>" "{if approved { view! { <Badge tone=Tone::Good text="approved" /> }.into_any() } else { view! { <Badge tone=Tone::Warn text="awaiting approval" /> }.into_any() }}</span>
+                                        {view.may_change.then(|| view! { <RouteButton slug=slug.clone() node_id=d.node_id route=r.clone() approved=approved action=actions.route /> })}
+                                    </li>
+                                }
+                            }).collect_view()}
+                            {d.exit_node.then(|| view! {
+                                <li class="flex items-center justify-between gap-2 py-1">
+                                    <span>"Exit node "{if d.exit_node_approved { view! { <Badge tone=Tone::Good text="approved" /> }.into_any() } else { view! { <Badge tone=Tone::Warn text="awaiting approval" /> }.into_any() }}</span>
+                                    {view.may_change.then(|| view! { <RouteButton slug=slug.clone() node_id=d.node_id route="0.0.0.0/0".to_string() approved=d.exit_node_approved action=actions.route /> })}
+                                </li>
+                            })}
+                        </ul>
+                    }.into_any()
+    };
     view! {
         <Title text=title.clone() />
         <p class="mb-2 text-sm"><a class="text-indigo-700 hover:underline dark:text-indigo-300" href=back>"← All devices"</a></p>
@@ -111,21 +147,11 @@ fn Device(slug: String, view: DeviceView, actions: DeviceActions) -> impl IntoVi
                     {d.ips.iter().map(|ip| view! { <li>{ip.clone()}<CopyButton text=ip.clone() label=format!("Copy {ip}") /></li> }).collect_view()}
                 </ul>
                 <h3 class="mt-4 text-xs font-semibold uppercase tracking-wide text-slate-500">"Routes"</h3>
-                {if d.subnet_routes.is_empty() && !d.exit_node {
-                    view! { <p class="text-sm text-slate-500">"This device advertises no routes."</p> }.into_any()
-                } else {
-                    view! {
-                        <ul class="text-sm">
-                            {d.subnet_routes.iter().map(|r| {
-                                let approved = d.approved_routes.contains(r);
-                                view! { <li><code>{r.clone()}</code>" "{if approved { view! { <Badge tone=Tone::Good text="approved" /> }.into_any() } else { view! { <Badge tone=Tone::Warn text="awaiting approval" /> }.into_any() }}</li> }
-                            }).collect_view()}
-                            {d.exit_node.then(|| view! { <li>"Exit node "{if d.exit_node_approved { "(approved)" } else { "(awaiting approval)" }}</li> })}
-                        </ul>
-                    }.into_any()
-                }}
+                {routes}
+                <FormError error=Signal::derive(move || actions.route.value().get().and_then(|r| r.err())) />
             </Card>
         </div>
+        {tags_form}
         {if view.may_change {
             view! { <Actions slug=slug.clone() node_id=d.node_id name=d.name.clone() expired=d.expired actions=actions /> }.into_any()
         } else {
@@ -146,6 +172,7 @@ fn Actions(
         rename,
         expire,
         delete,
+        ..
     } = actions;
     let rename_error = Signal::derive(move || rename.value().get().and_then(|r| r.err()));
     let expire_error = Signal::derive(move || expire.value().get().and_then(|r| r.err()));
@@ -184,6 +211,54 @@ fn Actions(
                     <label for="confirm" class="block text-sm text-slate-600 dark:text-slate-400">"Removes the device from the tailnet. Type "<code>{name_delete}</code>" to confirm."</label>
                     <input id="confirm" name="confirm" required autocomplete="off" class=INPUT />
                     <button type="submit" class="btn-danger mt-3">"Delete device"</button>
+                </ActionForm>
+            </Card>
+        </div>
+    }
+}
+
+#[component]
+fn RouteButton(
+    slug: String,
+    node_id: i64,
+    route: String,
+    approved: bool,
+    action: ServerAction<SetDeviceRoute>,
+) -> impl IntoView {
+    let label = if approved { "Withdraw" } else { "Approve" };
+    let aria = format!("{label} {route}");
+    view! {
+        <ActionForm action=action>
+            <input type="hidden" name="slug" value=slug />
+            <input type="hidden" name="node_id" value=node_id.to_string() />
+            <input type="hidden" name="route" value=route />
+            <input type="hidden" name="approve" value=(!approved).to_string() />
+            <button type="submit" class="btn-secondary px-2 py-1 text-xs" aria-label=aria>{label}</button>
+        </ActionForm>
+    }
+}
+
+#[component]
+fn TagsForm(
+    slug: String,
+    node_id: i64,
+    tags: Vec<String>,
+    action: ServerAction<SetDeviceTags>,
+) -> impl IntoView {
+    let error = Signal::derive(move || action.value().get().and_then(|r| r.err()));
+    view! {
+        <div class="mt-6">
+            <Card title="Tags">
+                <ActionForm action=action attr:aria-label="Set device tags" attr:class="flex flex-wrap items-end gap-3">
+                    <div class="w-full"><FormError error=error /></div>
+                    <input type="hidden" name="slug" value=slug />
+                    <input type="hidden" name="node_id" value=node_id.to_string() />
+                    <div class="grow">
+                        <label for="tags" class="block text-sm font-medium">"Tags"</label>
+                        <input id="tags" name="tags" class=INPUT value=tags.join(", ") placeholder="tag:server, tag:db" aria-describedby="tags-help" />
+                        <p id="tags-help" class="mt-1 text-xs text-slate-500">"A tagged device belongs to the tenant, not to a member. Tags must be defined in your policy's tagOwners."</p>
+                    </div>
+                    <button type="submit" class="btn-primary">"Set tags"</button>
                 </ActionForm>
             </Card>
         </div>

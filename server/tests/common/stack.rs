@@ -3,7 +3,7 @@
 //!
 //! Ports: shard slot `n` uses `TEST_SYNC_HTTP_PORT + n` (default 18480), and the same
 //! offset from `TEST_SYNC_GRPC_PORT` (50840) and `TEST_SYNC_METRICS_PORT` (19480). Slots
-//! in use: sync.rs 0–5, devices.rs 6–7.
+//! in use: sync.rs 0–5, devices.rs 6–8.
 #![allow(dead_code)]
 
 use app::headscale::{ApiKey, ShardClient, ShardClientOptions};
@@ -155,13 +155,22 @@ impl Stack {
 
     /// Starts tailscaled `name` and joins it to `shard` with `key` as `hostname`.
     pub async fn join(&self, name: &str, shard: &RealShard, key: &str, hostname: &str) {
+        self.join_with(name, shard, key, hostname, &[]).await;
+    }
+
+    /// `join` with extra `tailscale up` flags (`--advertise-routes=…`).
+    pub async fn join_with(
+        &self,
+        name: &str,
+        shard: &RealShard,
+        key: &str,
+        hostname: &str,
+        extra: &[&str],
+    ) {
         Self::helper("tailscale.sh", "ts_start", &[self.state(), name]).await;
-        Self::helper(
-            "tailscale.sh",
-            "ts_up",
-            &[self.state(), name, &shard.url, key, hostname],
-        )
-        .await;
+        let mut args = vec![self.state(), name, &shard.url, key, hostname];
+        args.extend_from_slice(extra);
+        Self::helper("tailscale.sh", "ts_up", &args).await;
     }
 
     /// Starts tailscaled `name` and an interactive `tailscale up` (no key) against
