@@ -1213,6 +1213,81 @@ async fn apply(
     .await
 }
 
+/// Devices that slip over a tenant's device quota (through a reusable key) are noticed by
+/// the sync: the tenant is marked over quota, with one audit entry; syncing the same
+/// again writes nothing; back within the quota, the mark goes, with another entry.
+#[sqlx::test(migrator = "server::startup::MIGRATOR")]
+async fn a_tenant_over_its_device_quota_is_marked_and_logged_once(owner: PgPool) {
+    let pool = app_pool(&owner);
+    let (acme, _) = seed_tenants(&owner).await;
+    let shard = seed_fake_shards(&pool, 1).await[0];
+    place(&owner, acme, Some(shard)).await;
+    sqlx::query("update tenant set device_quota = 2 where id = $1")
+        .bind(acme)
+        .execute(&owner)
+        .await
+        .unwrap();
+    let t = timing(Duration::from_secs(15));
+    let nodes = |n: u64| {
+        (1..=n)
+            .map(|i| node(i, Some("t7k2.alice"), &[], false))
+            .collect::<Vec<_>>()
+    };
+    let state = || async {
+        let since: Option<OffsetDateTime> =
+            sqlx::query_scalar("select over_quota_since from tenant where id = $1")
+                .bind(acme)
+                .fetch_one(&owner)
+                .await
+                .unwrap();
+        let events: Vec<(String, serde_json::Value)> = sqlx::query_as(
+            "select action, detail from audit_event where tenant_id = $1 order by id",
+        )
+        .bind(acme)
+        .fetch_all(&owner)
+        .await
+        .unwrap();
+        (since, events)
+    };
+
+    let c = apply(&pool, shard, nodes(2), &t).await.unwrap();
+    assert_eq!(c.quota_changes, 0, "at the quota is within it");
+    assert_eq!(state().await, (None, vec![]));
+
+    let c = apply(&pool, shard, nodes(3), &t).await.unwrap();
+    assert_eq!(c.quota_changes, 1);
+    let (since, events) = state().await;
+    assert!(since.is_some());
+    assert_eq!(
+        events,
+        [(
+            "tenant.quota_exceeded".to_string(),
+            json!({"devices": 3, "device_quota": 2})
+        )]
+    );
+    let again = apply(&pool, shard, nodes(3), &t).await.unwrap();
+    assert_eq!((again.quota_changes, again.rows_written()), (0, 0));
+
+    let c = apply(&pool, shard, nodes(1), &t).await.unwrap();
+    assert_eq!(c.quota_changes, 1);
+    let (since, events) = state().await;
+    assert_eq!(since, None);
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].0, "tenant.quota_restored");
+
+    // The application role may add to the audit log, never change or remove from it.
+    for statement in [
+        "update audit_event set action = 'x'",
+        "delete from audit_event",
+    ] {
+        let err = sqlx::query(statement).execute(&pool).await.unwrap_err();
+        assert!(
+            err.to_string().contains("permission denied"),
+            "{statement}: {err}"
+        );
+    }
+}
+
 /// Intervals open and close at sync times; a failed sync or a long gap ends them at the
 /// last good sync (no usage is invented); a node gone from the shard ends its interval.
 #[sqlx::test(migrator = "server::startup::MIGRATOR")]

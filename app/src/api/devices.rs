@@ -90,6 +90,8 @@ pub struct DevicesView {
     pub may_register: bool,
     /// May register for other members (device managers).
     pub manages: bool,
+    /// Since when the tenant has more devices than its quota (RFC 3339, UTC).
+    pub over_quota_since: Option<String>,
 }
 
 /// What the device page needs: the device and what the person may do with it.
@@ -258,6 +260,7 @@ pub async fn list_devices(slug: String, query: DeviceQuery) -> Result<DevicesVie
             placed: false,
             may_register: false,
             manages: false,
+            over_quota_since: None,
         });
     };
     let only_user = ctx.only_user();
@@ -269,7 +272,7 @@ pub async fn list_devices(slug: String, query: DeviceQuery) -> Result<DevicesVie
         devices::filter_options(pool, &ctx.scope, ctx.code(), only_user.as_deref())
             .await
             .map_err(|e| fail(e.into()))?;
-    let (tenant_devices, as_of) = devices::count_and_as_of(pool, &ctx.scope)
+    let (tenant_devices, as_of, over_quota_since) = devices::count_and_as_of(pool, &ctx.scope)
         .await
         .map_err(|e| fail(e.into()))?;
     Ok(DevicesView {
@@ -287,6 +290,7 @@ pub async fn list_devices(slug: String, query: DeviceQuery) -> Result<DevicesVie
             .scope
             .role()
             .allows(crate::domain::role::Permission::ManageDevices),
+        over_quota_since,
     })
 }
 

@@ -411,24 +411,27 @@ pub async fn name_taken(
 }
 
 /// The tenant's device count now and the time of its shard's last sync.
+/// The tenant's device count now, the time of its shard's last sync, and since when it
+/// is over its device quota (if it is).
 pub async fn count_and_as_of(
     pool: &PgPool,
     scope: &TenantScope,
-) -> Result<(i64, Option<String>), sqlx::Error> {
+) -> Result<(i64, Option<String>, Option<String>), sqlx::Error> {
     let mut tx = tenant_tx(pool, scope).await?;
-    let (count, as_of): (i64, Option<OffsetDateTime>) = sqlx::query_as(
-        "select (select count(*) from node n join tenant t2 on t2.id = n.tenant_id
-                  and t2.shard_id = n.shard_id
-                  where n.tenant_id = t.id and n.removed_at is null),
-                s.last_sync_at
-           from tenant t left join shard s on s.id = t.shard_id
-          where t.id = $1",
-    )
-    .bind(scope.tenant_id())
-    .fetch_one(&mut *tx)
-    .await?;
+    let (count, as_of, over): (i64, Option<OffsetDateTime>, Option<OffsetDateTime>) =
+        sqlx::query_as(
+            "select (select count(*) from node n join tenant t2 on t2.id = n.tenant_id
+                      and t2.shard_id = n.shard_id
+                      where n.tenant_id = t.id and n.removed_at is null),
+                    s.last_sync_at, t.over_quota_since
+               from tenant t left join shard s on s.id = t.shard_id
+              where t.id = $1",
+        )
+        .bind(scope.tenant_id())
+        .fetch_one(&mut *tx)
+        .await?;
     tx.commit().await?;
-    Ok((count, rfc3339(as_of)))
+    Ok((count, rfc3339(as_of), rfc3339(over)))
 }
 
 /// A device the portal just registered on the shard, into the mirror at once (the sync

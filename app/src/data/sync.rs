@@ -131,6 +131,8 @@ pub struct SyncCounts {
     pub intervals_closed: u64,
     /// Nodes on the shard that belong to no tenant of it.
     pub orphan_nodes: u64,
+    /// Tenants that went over their device quota or back within it.
+    pub quota_changes: u64,
 }
 
 impl SyncCounts {
@@ -140,6 +142,7 @@ impl SyncCounts {
             + self.pre_auth_keys.written()
             + self.intervals_opened
             + self.intervals_closed
+            + self.quota_changes
     }
 }
 
@@ -668,6 +671,36 @@ pub async fn apply_snapshot(
     .await?
     .rows_affected();
     counts.pre_auth_keys = row_counts(key_rows.len(), inserted, updated, removed);
+
+    // Quotas: a tenant whose devices went over its device quota (reusable keys can do
+    // that) or back within it; only a change writes, with an audit entry.
+    counts.quota_changes = sqlx::query_scalar::<_, i64>(
+        "with counts as (
+           select t.id, t.device_quota, t.over_quota_since,
+                  (select count(*) from node n
+                    where n.tenant_id = t.id and n.shard_id = $1 and n.removed_at is null) as devices
+             from tenant t where t.shard_id = $1
+         ), changed as (
+           update tenant t
+              set over_quota_since = case when c.devices > c.device_quota then now() end
+             from counts c
+            where t.id = c.id
+              and (c.devices > c.device_quota) <> (c.over_quota_since is not null)
+           returning t.id, c.devices, c.device_quota, (c.devices > c.device_quota) as over
+         ), logged as (
+           insert into audit_event (tenant_id, actor_kind, action, target, detail)
+           select id, 'system',
+                  case when over then 'tenant.quota_exceeded' else 'tenant.quota_restored' end,
+                  'devices', jsonb_build_object('devices', devices, 'device_quota', device_quota)
+             from changed
+           returning 1
+         )
+         select count(*) from logged",
+    )
+    .bind(claim.shard_id)
+    .fetch_one(&mut *tx)
+    .await?
+    .max(0) as u64;
 
     sqlx::query(
         "update shard set health = 'healthy', headscale_version = $2, last_sync_at = now(),

@@ -116,8 +116,21 @@ fn Devices(slug: String, query: DeviceQuery, data: DevicesView) -> impl IntoView
     let register = data.may_register.then(|| {
         view! { <RegisterCard slug=slug.clone() manages=data.manages owners=data.owners.clone() /> }
     });
+    let over_quota = data.over_quota_since.clone().map(|since| {
+        format!(
+            "This tenant has {} devices, more than its quota of {} (since {}): devices joined \
+             through reusable keys after the quota was reached. New keys and registrations are \
+             refused until devices are removed; nothing is removed automatically.",
+            data.tenant_devices,
+            data.device_quota,
+            utc(&since)
+        )
+    });
     view! {
         <PageHeader title="Devices" subtitle=subtitle />
+        {over_quota.map(|m| view! {
+            <p role="alert" class="mb-6 rounded-md border border-amber-300 bg-amber-50 px-4 py-3 text-sm text-amber-900 dark:border-amber-700 dark:bg-amber-950 dark:text-amber-200">{m}</p>
+        })}
         {move || deleted().map(|name| view! {
             <p role="status" class="mb-6 rounded-md border border-emerald-300 bg-emerald-50 px-4 py-3 text-sm text-emerald-900 dark:border-emerald-800 dark:bg-emerald-950 dark:text-emerald-200">
                 "Device " {name} " deleted."
