@@ -3,11 +3,11 @@
 // find the device online, rename it (the client learns the new name), expire it (it goes
 // offline), delete it.
 
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { assert, eventually, login, onPortalPage, open, portal, scenario, screenshot, shotName, visible } from '../lib.mjs';
+import { assert, eventually, login, logout, onPortalPage, open, portal, scenario, screenshot, shotName, visible } from '../lib.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -32,6 +32,23 @@ function daemon() {
     },
     status() {
       return ts('ts_status_json', state, 'd');
+    },
+    /** `tailscale up` without a key, in the background; resolves to the URL it shows. */
+    async upInteractive(loginServer, hostname) {
+      ts('ts_start', state, 'd');
+      const child = spawn(
+        'bash',
+        ['-c', 'source "$1"; shift; ts_cli "$@"', 'bash', path.join(ROOT, 'dev/lib/tailscale.sh'), state, 'd', 'up',
+          `--login-server=${loginServer}`, `--hostname=${hostname}`, '--accept-dns=false', '--timeout=120s'],
+        { stdio: 'ignore' },
+      );
+      const exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+      const url = await eventually(() => {
+        const authUrl = JSON.parse(ts('ts_status_json', state, 'd')).AuthURL;
+        assert.ok(authUrl, 'no registration URL yet');
+        return authUrl;
+      }, { timeout: 30_000, interval: 200 });
+      return { url, exited };
     },
     stop() {
       try {
@@ -131,6 +148,46 @@ scenario('a member mints a key, joins a device with it, renames, expires and del
     await onPortalPage(s, '/t/acme/devices');
     await visible(page.getByText(`Device ${renamed} deleted.`));
     assert.equal(await page.getByRole('link', { name: renamed, exact: true }).count(), 0);
+  } finally {
+    client.stop();
+  }
+}, { timeout: 240_000 });
+
+scenario('an admin registers a device waiting after tailscale up without a key, for a member', async (s) => {
+  const { page, js } = s;
+  const host = `e2e-reg-${js ? 'js' : 'nojs'}-${Date.now().toString(36)}`;
+  const client = daemon();
+  try {
+    // Bob signs in once, so he is a member with a user on acme's shard.
+    await login(s, 'bob', { next: '/t/acme' });
+    await logout(s);
+    await login(s, 'alice', { next: '/t/acme/devices' });
+    await onPortalPage(s, '/t/acme/devices');
+    // acme's shard (hs-a of the stack), where the device asks to be let in.
+    const loginServer = process.env.E2E_ACME_LOGIN_SERVER;
+    assert.ok(loginServer, 'E2E_ACME_LOGIN_SERVER is not set: run through dev/test');
+    // The sync makes bob's user within seconds: he is then offered as an owner.
+    await eventually(
+      async () => {
+        await open(s, '/t/acme/devices');
+        assert.equal(await page.locator('#reg-owner option[value="t7k2.bob"]').count(), 1, "bob's user");
+      },
+      { timeout: 30_000, interval: 1_000 },
+    );
+    await onPortalPage(s, '/t/acme/devices');
+
+    const { url, exited } = await client.upInteractive(loginServer, host);
+    assert.match(url, /\/register\//);
+    await page.getByText('Register a device that is waiting').click();
+    const form = page.getByRole('form', { name: 'Register device' });
+    await form.getByLabel('Registration URL or ID').fill(url);
+    await form.getByLabel('Owner').selectOption('t7k2.bob');
+    await form.getByRole('button', { name: 'Register device' }).click();
+    await onPortalPage(s);
+    await visible(page.getByText(/^Registered\./));
+    await visible(page.getByRole('heading', { name: host, level: 1 }));
+    assert.match(await page.getByText('t7k2.bob').first().innerText(), /t7k2\.bob/);
+    assert.equal(await exited, 0, 'tailscale up finished once registered');
   } finally {
     client.stop();
   }
