@@ -594,11 +594,16 @@ async fn no_device_or_key_action_reaches_what_is_not_yours(owner: PgPool) {
     let gina = app.another_browser("gina").await; // globex admin
     let bob = app.another_browser("bob").await; // acme member, not alice
     let carol = app.another_browser("carol").await; // acme network admin, globex auditor
-    let actions: [(&str, &[(&str, &str)]); 5] = [
+    let actions: [(&str, &[(&str, &str)]); 7] = [
         ("/api/get_device", &[]),
         ("/api/rename_device", &[("name", "pwned")]),
         ("/api/expire_device", &[]),
         ("/api/delete_device", &[("confirm", "alice-laptop")]),
+        (
+            "/api/set_device_route",
+            &[("route", "10.9.0.0/16"), ("approve", "true")],
+        ),
+        ("/api/set_device_tags", &[("tags", "tag:x")]),
         ("/api/expire_key", &[]),
     ];
     let call = |who: &TestApp, path: &str, slug: &str, id: &str, extra: &[(&str, &str)]| {
@@ -648,6 +653,22 @@ async fn no_device_or_key_action_reaches_what_is_not_yours(owner: PgPool) {
                 res.text().await.unwrap_or_default()
             );
         }
+    }
+    // Registering: not in another tenant, not for an auditor.
+    for (who, slug, expected) in [
+        (&gina, "acme", StatusCode::NOT_FOUND),
+        (&carol, "globex", StatusCode::FORBIDDEN),
+    ] {
+        let res = who
+            .same_origin_post("/api/register_device")
+            .form(&form(&[
+                ("slug", slug),
+                ("registration", "hskey-authreq-AAAAAAAAAAAAAAAAAAAAAAAA"),
+            ]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), expected, "register_device {slug}");
     }
     // Minting: not in another tenant; no tags-only key for a member; nothing for an
     // auditor.
