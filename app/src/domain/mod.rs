@@ -4,6 +4,7 @@ pub mod devices;
 pub mod groups;
 pub mod keys;
 pub mod placement;
+pub mod policy;
 pub mod role;
 pub mod routes;
 pub mod shard;

@@ -1,0 +1,5 @@
+//! Tenant ACL policies (DESIGN.md §2): the tenant's HuJSON text, parsed with positions
+//! (`hujson`), checked against the tenant's own names, and compiled with every other
+//! tenant's policy on the shard into the one Headscale policy.
+
+pub mod hujson;
