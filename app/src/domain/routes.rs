@@ -38,6 +38,13 @@ impl Prefix {
         self.len == 0
     }
 
+    /// Whether every address of `other` is in this prefix.
+    pub fn contains(&self, other: &Prefix) -> bool {
+        self.addr.is_ipv4() == other.addr.is_ipv4()
+            && self.len <= other.len
+            && mask(other.addr, self.len) == self.addr
+    }
+
     /// Whether the two prefixes share any address.
     pub fn overlaps(&self, other: &Prefix) -> bool {
         if self.addr.is_ipv4() != other.addr.is_ipv4() {
@@ -105,6 +112,14 @@ mod tests {
         for bad in ["10.0.0.0", "10.0.0.0/33", "::/129", "x/8", "10.0.0.0/-1"] {
             assert!(Prefix::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn containment_is_one_way() {
+        assert!(p("10.1.0.0/16").contains(&p("10.1.2.0/24")));
+        assert!(!p("10.1.2.0/24").contains(&p("10.1.0.0/16")));
+        assert!(p("10.1.0.0/16").contains(&p("10.1.0.0/16")));
+        assert!(!p("10.0.0.0/8").contains(&p("fd00::/8")));
     }
 
     #[test]

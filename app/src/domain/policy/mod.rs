@@ -3,3 +3,4 @@
 //! tenant's policy on the shard into the one Headscale policy.
 
 pub mod hujson;
+pub mod model;
