@@ -121,6 +121,7 @@ mod server {
         pub shard: Option<TenantShard>,
         /// The person's own shard user, once the sync made it.
         pub own_user: Option<String>,
+        own_user_id: Option<i64>,
     }
 
     impl Ctx {
@@ -133,15 +134,15 @@ mod server {
             let shard = devices::tenant_shard(&state.pool, &scope)
                 .await
                 .map_err(|e| fail(e.into()))?;
-            let own_user = devices::own_user(&state.pool, &scope)
+            let own = devices::own_user(&state.pool, &scope)
                 .await
-                .map_err(|e| fail(e.into()))?
-                .map(|(name, _)| name);
+                .map_err(|e| fail(e.into()))?;
             Ok(Ctx {
                 state,
                 scope,
                 shard,
-                own_user,
+                own_user_id: own.as_ref().map(|(_, id)| *id),
+                own_user: own.map(|(name, _)| name),
             })
         }
 
@@ -187,6 +188,34 @@ mod server {
                 return Err(not_found());
             }
             Ok(device)
+        }
+
+        /// The shard user (name, id) a new key or device is for: the person's own
+        /// (`owner` empty or `me`) or, for device managers, the member whose shard user is
+        /// `owner`.
+        pub async fn owner_user(&self, owner: &str) -> Result<(String, i64), AppError> {
+            match owner.trim() {
+                "" | "me" => self.own_user.clone().zip(self.own_user_id).ok_or_else(|| {
+                    fail(AppError::Conflict(
+                        "Your user on this tenant's shard is being set up; try again in a minute."
+                            .into(),
+                    ))
+                }),
+                other if self.scope.role().allows(Permission::ManageDevices) => {
+                    crate::data::keys::member_users(&self.state.pool, &self.scope)
+                        .await
+                        .map_err(|e| fail(e.into()))?
+                        .into_iter()
+                        .find(|(u, _, _)| u == other)
+                        .map(|(u, id, _)| (u, id))
+                        .ok_or_else(|| {
+                            fail(AppError::Invalid(format!(
+                                "{other} is not a member of this tenant with a user on its shard."
+                            )))
+                        })
+                }
+                _ => Err(fail(AppError::Forbidden)),
+            }
         }
 
         pub fn owns(&self, device: &DeviceRow) -> bool {
@@ -411,7 +440,7 @@ pub async fn register_device(
     #[server(default)] owner: String,
 ) -> Result<i64, AppError> {
     use crate::data::{devices, keys};
-    use crate::domain::role::{Permission, TenantRole};
+    use crate::domain::role::TenantRole;
     use crate::error::fail;
     use crate::headscale::HeadscaleErrorKind;
     let ctx = Ctx::new(&slug).await?;
@@ -425,26 +454,7 @@ pub async fn register_device(
             "Paste the URL that tailscale up printed (or the ID at its end).".into(),
         )));
     }
-    let manages = ctx.scope.role().allows(Permission::ManageDevices);
-    let user_name = match owner.trim() {
-        "" | "me" => ctx.own_user.clone().ok_or_else(|| {
-            fail(AppError::Conflict(
-                "Your user on this tenant's shard is being set up; try again in a minute.".into(),
-            ))
-        })?,
-        other if manages => keys::member_users(&ctx.state.pool, &ctx.scope)
-            .await
-            .map_err(|e| fail(e.into()))?
-            .into_iter()
-            .find(|(u, _, _)| u == other)
-            .map(|(u, _, _)| u)
-            .ok_or_else(|| {
-                fail(AppError::Invalid(format!(
-                    "{other} is not a member of this tenant with a user on its shard."
-                )))
-            })?,
-        _ => return Err(fail(AppError::Forbidden)),
-    };
+    let (user_name, _) = ctx.owner_user(&owner).await?;
     let shard = ctx.placed()?.clone();
     let (_, devices_now) = keys::usage(&ctx.state.pool, &ctx.scope)
         .await

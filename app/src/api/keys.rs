@@ -201,51 +201,21 @@ pub async fn create_key(
 
     // Whose key: oneself, another member, or the tags alone.
     let owner = owner.trim();
-    let user: Option<i64> = match owner {
-        "" | "me" => {
-            if !request.shard_tags.is_empty() && !manages {
-                return Err(fail(AppError::Forbidden));
-            }
-            let own = crate::data::devices::own_user(&ctx.state.pool, &ctx.scope)
-                .await
-                .map_err(|e| fail(e.into()))?;
-            Some(own.map(|(_, id)| id).ok_or_else(|| {
-                fail(AppError::Conflict(
-                    "Your user on this tenant's shard is being set up; try again in a minute."
-                        .into(),
-                ))
-            })?)
+    let user: Option<i64> = if owner == "tags" {
+        if !manages {
+            return Err(fail(AppError::Forbidden));
         }
-        "tags" => {
-            if !manages {
-                return Err(fail(AppError::Forbidden));
-            }
-            if request.shard_tags.is_empty() {
-                return Err(fail(AppError::Invalid(
-                    "A tags-only key needs at least one tag.".into(),
-                )));
-            }
-            None
+        if request.shard_tags.is_empty() {
+            return Err(fail(AppError::Invalid(
+                "A tags-only key needs at least one tag.".into(),
+            )));
         }
-        other => {
-            if !manages {
-                return Err(fail(AppError::Forbidden));
-            }
-            let members = keys::member_users(&ctx.state.pool, &ctx.scope)
-                .await
-                .map_err(|e| fail(e.into()))?;
-            Some(
-                members
-                    .iter()
-                    .find(|(u, _, _)| u == other)
-                    .map(|(_, id, _)| *id)
-                    .ok_or_else(|| {
-                        fail(AppError::Invalid(format!(
-                            "{other} is not a member of this tenant with a user on its shard."
-                        )))
-                    })?,
-            )
+        None
+    } else {
+        if !request.shard_tags.is_empty() && !manages {
+            return Err(fail(AppError::Forbidden));
         }
+        Some(ctx.owner_user(owner).await?.1)
     };
 
     let (active, devices) = keys::usage(&ctx.state.pool, &ctx.scope)
@@ -284,10 +254,7 @@ pub async fn create_key(
             .prefix()
             .unwrap_or_default()
             .to_string(),
-        expiration: created.pre_auth_key.expiration.and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        }),
+        expiration: crate::data::rfc3339(created.pre_auth_key.expiration),
         tailscale_up: tailscale_up_command(&shard.login_server_url, &secret),
         k3s: k3s_vpn_auth(&shard.login_server_url, &secret),
         key: secret,

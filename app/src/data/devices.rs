@@ -5,14 +5,13 @@
 //! Tags are shown and filtered in the tenant's own names (`tag:server`); the mirror
 //! keeps the shard's (`tag:t7k2--server`).
 
-use super::tenant_tx;
+use super::{rfc3339, tenant_tx};
 use crate::api::devices::{DeviceDetail, DevicePage, DeviceRow};
 use crate::auth::TenantScope;
 use crate::domain::devices::{DeviceQuery, Online, SortKey, EXPIRING_SOON_DAYS, PAGE_SIZE};
 use crate::domain::tags::{shard_tag, tenant_tag};
 use crate::headscale::Node;
 use sqlx::PgPool;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -108,10 +107,6 @@ struct Row {
     register_method: String,
     shard_created_at: Option<OffsetDateTime>,
     total: i64,
-}
-
-fn rfc3339(t: Option<OffsetDateTime>) -> Option<String> {
-    t.and_then(|t| t.format(&Rfc3339).ok())
 }
 
 impl Row {

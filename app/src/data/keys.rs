@@ -2,14 +2,13 @@
 //! with what the portal knows of the keys it minted (`pre_auth_key_meta`: who, why).
 //! The full key is never stored: Headscale shows it once, the portal passes it on.
 
-use super::tenant_tx;
+use super::{rfc3339, tenant_tx};
 use crate::api::keys::KeyRow;
 use crate::auth::TenantScope;
 use crate::domain::keys::KeyState;
 use crate::domain::tags::tenant_tag;
 use crate::headscale::PreAuthKey;
 use sqlx::PgPool;
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -28,10 +27,6 @@ struct Row {
     description: Option<String>,
     created_by: Option<String>,
     created_by_me: bool,
-}
-
-fn rfc3339(t: Option<OffsetDateTime>) -> Option<String> {
-    t.and_then(|t| t.format(&Rfc3339).ok())
 }
 
 /// The tenant's keys on its current shard, newest first. `only_user` limits them to

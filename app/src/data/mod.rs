@@ -23,6 +23,14 @@ use uuid::Uuid;
 
 pub type Tx = Transaction<'static, Postgres>;
 
+/// A database time as RFC 3339 (UTC), the form the API types carry.
+pub fn rfc3339(t: Option<time::OffsetDateTime>) -> Option<String> {
+    t.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+}
+
 /// A transaction that sees only the rows of the scope's tenant.
 pub async fn tenant_tx(pool: &PgPool, scope: &TenantScope) -> Result<Tx, sqlx::Error> {
     let mut tx = pool.begin().await?;

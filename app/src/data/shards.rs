@@ -112,10 +112,7 @@ pub async fn list(pool: &PgPool, scope: &OperatorScope) -> Result<Vec<ShardListR
             health: r.health,
             headscale_version: r.headscale_version,
             last_sync_latency_ms: r.last_sync_latency_ms,
-            last_sync_at: r.last_sync_at.and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            }),
+            last_sync_at: super::rfc3339(r.last_sync_at),
             last_sync_error: r.last_sync_error,
             nodes: r.nodes,
             orphans: r.orphans,
@@ -208,11 +205,6 @@ struct OrphanRow {
     orphan_reason: String,
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 /// A shard with its sync state, its tenants (devices, members and how many of them have
 /// their user on the shard) and its orphaned nodes, from Postgres only.
 pub async fn detail(
@@ -270,13 +262,13 @@ pub async fn detail(
             api_url: r.api_url,
             node_capacity: r.node_capacity,
         },
-        next_sync_at: (r.status != "disabled").then(|| rfc3339(r.next_sync_at)),
+        next_sync_at: super::rfc3339((r.status != "disabled").then_some(r.next_sync_at)),
         status: r.status,
         health: r.health,
         headscale_version: r.headscale_version,
         last_sync_latency_ms: r.last_sync_latency_ms,
-        last_sync_at: r.last_sync_at.map(rfc3339),
-        last_sync_attempt_at: r.last_sync_attempt_at.map(rfc3339),
+        last_sync_at: super::rfc3339(r.last_sync_at),
+        last_sync_attempt_at: super::rfc3339(r.last_sync_attempt_at),
         last_sync_error: r.last_sync_error,
         consecutive_failures: r.consecutive_failures,
         nodes: r.nodes,

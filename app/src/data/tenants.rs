@@ -88,10 +88,7 @@ pub async fn overview(
                     login_server_url,
                     status: row.shard_status.unwrap_or_default(),
                     health: row.shard_health.unwrap_or_default(),
-                    last_sync_at: row.shard_last_sync_at.and_then(|t| {
-                        t.format(&time::format_description::well_known::Rfc3339)
-                            .ok()
-                    }),
+                    last_sync_at: super::rfc3339(row.shard_last_sync_at),
                 })
             }
             _ => None,
@@ -404,10 +401,7 @@ pub async fn get_admin(
         device_quota: r.device_quota,
         key_quota: r.key_quota,
         placement_reason: r.placement_reason,
-        created_at: r
-            .created_at
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
+        created_at: super::rfc3339(Some(r.created_at)).unwrap_or_default(),
         shard_cluster_id: r.shard_cluster_id,
         shard_name: r.shard_name,
         shard_health: r.shard_health,

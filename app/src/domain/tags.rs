@@ -9,21 +9,26 @@ pub fn shard_tag(code: &str, tenant_tag: &str) -> Result<String, String> {
         .trim()
         .strip_prefix("tag:")
         .ok_or_else(|| format!("“{tenant_tag}” is not a tag: tags start with tag:"))?;
-    let ok = !name.is_empty()
-        && name.len() <= 50
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-        && !name.contains("--");
-    if !ok {
+    if !is_name(name) {
         return Err(format!(
             "“{tenant_tag}” is not a valid tag: after tag: use lowercase letters, digits and \
              single hyphens (at most 50)."
         ));
     }
     Ok(format!("tag:{code}--{name}"))
+}
+
+/// A tenant's own name for a tag, group or host: 1–50 characters of a–z, 0–9 and single
+/// hyphens (never `--`, the namespace separator on shards).
+pub fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 50
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && !name.contains("--")
 }
 
 /// `tag:t7k2--server` → `tag:server` for tenant `t7k2`; another tenant's tag → `None`.

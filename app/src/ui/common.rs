@@ -250,3 +250,21 @@ pub fn CopyButton(#[prop(into)] text: String, #[prop(into)] label: String) -> im
         </Show>
     }
 }
+
+/// A green "done" banner (a change went through).
+#[component]
+pub fn Notice(#[prop(into)] text: String) -> impl IntoView {
+    view! {
+        <p role="status" class="mb-6 rounded-md border border-emerald-300 bg-emerald-50 px-4 py-3 text-sm text-emerald-900 dark:border-emerald-800 dark:bg-emerald-950 dark:text-emerald-200">{text}</p>
+    }
+}
+
+/// A tenant's status: active or suspended.
+#[component]
+pub fn TenantStatus(suspended: bool) -> impl IntoView {
+    if suspended {
+        view! { <Badge tone=Tone::Bad text="suspended" /> }
+    } else {
+        view! { <Badge tone=Tone::Good text="active" /> }
+    }
+}

@@ -5,7 +5,9 @@
 use crate::api::devices::{
     get_device, DeleteDevice, DeviceView, ExpireDevice, RenameDevice, SetDeviceRoute, SetDeviceTags,
 };
-use crate::ui::common::{utc, Badge, Card, CopyButton, FormError, Loaded, PageHeader, Tone, INPUT};
+use crate::ui::common::{
+    utc, Badge, Card, CopyButton, FormError, Loaded, Notice, PageHeader, Tone, INPUT,
+};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -129,7 +131,7 @@ fn Device(slug: String, view: DeviceView, actions: DeviceActions) -> impl IntoVi
         <p class="mb-2 text-sm"><a class="text-indigo-700 hover:underline dark:text-indigo-300" href=back>"← All devices"</a></p>
         <PageHeader title=title subtitle=subtitle />
         {move || done().map(|m| view! {
-            <p role="status" class="mb-6 rounded-md border border-emerald-300 bg-emerald-50 px-4 py-3 text-sm text-emerald-900 dark:border-emerald-800 dark:bg-emerald-950 dark:text-emerald-200">{m}</p>
+            <Notice text=m />
         })}
         <div class="grid gap-6 md:grid-cols-2">
             <Card title="Device">

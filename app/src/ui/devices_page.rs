@@ -4,7 +4,9 @@
 
 use crate::api::devices::{list_devices, DeviceRow, DevicesView, RegisterDevice};
 use crate::domain::devices::{DeviceQuery, Online, SortKey};
-use crate::ui::common::{utc, Badge, Card, CopyButton, FormError, Loaded, PageHeader, Tone, INPUT};
+use crate::ui::common::{
+    utc, Badge, Card, CopyButton, FormError, Loaded, Notice, PageHeader, Tone, INPUT,
+};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -132,9 +134,7 @@ fn Devices(slug: String, query: DeviceQuery, data: DevicesView) -> impl IntoView
             <p role="alert" class="mb-6 rounded-md border border-amber-300 bg-amber-50 px-4 py-3 text-sm text-amber-900 dark:border-amber-700 dark:bg-amber-950 dark:text-amber-200">{m}</p>
         })}
         {move || deleted().map(|name| view! {
-            <p role="status" class="mb-6 rounded-md border border-emerald-300 bg-emerald-50 px-4 py-3 text-sm text-emerald-900 dark:border-emerald-800 dark:bg-emerald-950 dark:text-emerald-200">
-                "Device " {name} " deleted."
-            </p>
+            <Notice text=format!("Device {name} deleted.") />
         })}
         <Card>
             <form method="get" action=base.clone() class="grid gap-3 md:grid-cols-6" aria-label="Search and filter devices">

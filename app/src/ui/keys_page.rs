@@ -5,7 +5,9 @@
 
 use crate::api::keys::{list_keys, take_minted_key, CreateKey, ExpireKey, KeysView, MintedKey};
 use crate::domain::keys::{KeyState, MAX_EXPIRY_DAYS};
-use crate::ui::common::{utc, Badge, Card, CopyButton, FormError, Loaded, PageHeader, Tone, INPUT};
+use crate::ui::common::{
+    utc, Badge, Card, CopyButton, FormError, Loaded, Notice, PageHeader, Tone, INPUT,
+};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -125,7 +127,7 @@ fn Keys(
     view! {
         <PageHeader title="Keys" subtitle=subtitle />
         {move || expired_notice().map(|n| view! {
-            <p role="status" class="mb-6 rounded-md border border-emerald-300 bg-emerald-50 px-4 py-3 text-sm text-emerald-900 dark:border-emerald-800 dark:bg-emerald-950 dark:text-emerald-200">{n}</p>
+            <Notice text=n />
         })}
         <Suspense>
             {move || minted_elsewhere.get().map(|r| match r {

@@ -1,7 +1,9 @@
 //! `/operator`: the service-wide view, only for operators.
 
 use crate::api::operator::{get_operator_overview, OperatorOverview};
-use crate::ui::common::{Badge, CapacityBar, Card, HealthBadge, Loaded, PageHeader, Tone};
+use crate::ui::common::{
+    Badge, CapacityBar, Card, HealthBadge, Loaded, PageHeader, TenantStatus, Tone,
+};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -72,11 +74,7 @@ fn Overview(overview: OperatorOverview) -> impl IntoView {
                                 <td title=t.placement_reason.clone().unwrap_or_default()>{t.shard_cluster_id.clone().unwrap_or_else(|| "not placed".into())}</td>
                                 <td>{t.device_quota}</td>
                                 <td>{t.members}</td>
-                                <td>{if t.suspended {
-                                    view! { <Badge tone=Tone::Bad text="suspended" /> }.into_any()
-                                } else {
-                                    view! { <Badge tone=Tone::Good text="active" /> }.into_any()
-                                }}</td>
+                                <td><TenantStatus suspended=t.suspended /></td>
                             </tr>
                         }).collect_view()}
                     </tbody>

@@ -4,7 +4,8 @@
 
 use crate::api::shards::{get_shard, SetShardStatus, ShardDetail, SyncShardNow};
 use crate::ui::common::{
-    utc, Badge, CapacityBar, Card, FormError, HealthBadge, Loaded, PageHeader, Tone,
+    utc, Badge, CapacityBar, Card, FormError, HealthBadge, Loaded, Notice, PageHeader,
+    TenantStatus, Tone,
 };
 use crate::ui::shard_form::ShardForm;
 use leptos::prelude::*;
@@ -102,7 +103,7 @@ fn ShardDetailView(shard: ShardDetail) -> impl IntoView {
         <Title text=title />
         <PageHeader title=heading subtitle=subtitle />
         {move || notice().map(|n| view! {
-            <p role="status" class="mb-6 rounded-md border border-emerald-300 bg-emerald-50 px-4 py-3 text-sm text-emerald-900 dark:border-emerald-800 dark:bg-emerald-950 dark:text-emerald-200">{n}</p>
+            <Notice text=n />
         })}
         <div class="space-y-6">
             <Card title="Sync and health">
@@ -149,11 +150,7 @@ fn ShardDetailView(shard: ShardDetail) -> impl IntoView {
                                             {format!("{} / {}", t.members_on_shard, t.members)}
                                             {(t.members_on_shard < t.members).then(|| view! { <span class="ml-1 text-xs text-amber-700 dark:text-amber-300">"(rest at next sync)"</span> })}
                                         </td>
-                                        <td>{if t.suspended {
-                                            view! { <Badge tone=Tone::Bad text="suspended" /> }.into_any()
-                                        } else {
-                                            view! { <Badge tone=Tone::Good text="active" /> }.into_any()
-                                        }}</td>
+                                        <td><TenantStatus suspended=t.suspended /></td>
                                     </tr>
                                 }).collect_view()}
                             </tbody>

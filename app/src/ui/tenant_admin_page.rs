@@ -3,7 +3,9 @@
 
 use crate::api::tenants::{get_tenant_admin, SetTenantStatus, TenantAdmin, UpdateTenant};
 use crate::domain::tenant::PLANS;
-use crate::ui::common::{utc, Badge, Card, FormError, Loaded, PageHeader, Tone, INPUT};
+use crate::ui::common::{
+    utc, Badge, Card, FormError, Loaded, Notice, PageHeader, TenantStatus, Tone, INPUT,
+};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -45,16 +47,12 @@ fn TenantAdminView(tenant: TenantAdmin) -> impl IntoView {
         <Title text=title />
         <PageHeader title=heading subtitle=subtitle />
         {move || notice().map(|n| view! {
-            <p role="status" class="mb-6 rounded-md border border-emerald-300 bg-emerald-50 px-4 py-3 text-sm text-emerald-900 dark:border-emerald-800 dark:bg-emerald-950 dark:text-emerald-200">{n}</p>
+            <Notice text=n />
         })}
         <div class="space-y-6">
             <div class="grid gap-6 md:grid-cols-3">
                 <Card title="Status">
-                    {if t.suspended {
-                        view! { <Badge tone=Tone::Bad text="suspended" /> }.into_any()
-                    } else {
-                        view! { <Badge tone=Tone::Good text="active" /> }.into_any()
-                    }}
+                    <TenantStatus suspended=t.suspended />
                     <SuspendForm slug=t.slug.clone() suspended=t.suspended />
                 </Card>
                 <Card title="Placement">

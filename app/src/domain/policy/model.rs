@@ -9,6 +9,7 @@
 
 use super::hujson::{Node, Pos, Value};
 use crate::domain::routes::Prefix;
+use crate::domain::tags::is_name;
 
 /// A value with where it was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,17 +142,6 @@ struct Checker<'a> {
     errors: Vec<PolicyError>,
 }
 
-fn name_ok(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 50
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-        && !name.contains("--")
-}
-
 impl Checker<'_> {
     fn err(&mut self, pos: Pos, message: impl Into<String>) {
         self.errors.push(PolicyError {
@@ -273,7 +263,7 @@ impl Checker<'_> {
         let mut out = Vec::new();
         for (key, pos, value) in fields {
             let name = key.strip_prefix("group:").unwrap_or("");
-            if !name_ok(name) {
+            if !is_name(name) {
                 self.err(*pos, format!("“{key}” is not a group name: write group: and then lowercase letters, digits and single hyphens"));
                 continue;
             }
@@ -306,7 +296,7 @@ impl Checker<'_> {
         };
         let mut out = Vec::new();
         for (key, pos, value) in fields {
-            if !name_ok(key) {
+            if !is_name(key) {
                 self.err(*pos, format!("“{key}” is not a host name: use lowercase letters, digits and single hyphens"));
                 continue;
             }
@@ -352,7 +342,7 @@ impl Checker<'_> {
         let mut out = Vec::new();
         for (key, pos, value) in fields {
             let name = key.strip_prefix("tag:").unwrap_or("");
-            if !name_ok(name) {
+            if !is_name(name) {
                 self.err(*pos, format!("“{key}” is not a tag: write tag: and then lowercase letters, digits and single hyphens"));
                 continue;
             }
@@ -586,7 +576,7 @@ impl Checker<'_> {
             }
             Principal::Group(name.to_string())
         } else if let Some(name) = text.strip_prefix("tag:") {
-            if !name_ok(name) {
+            if !is_name(name) {
                 self.err(pos, format!("“{text}” is not one of this tenant's tags (tags of other tenants cannot be named)"));
                 return None;
             }
