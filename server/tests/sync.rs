@@ -1288,6 +1288,98 @@ async fn a_tenant_over_its_device_quota_is_marked_and_logged_once(owner: PgPool)
     }
 }
 
+/// A sync whose snapshot was read before the portal's own write (a rename, an expiry, a
+/// registered device, an expired key) does not undo that write; the next pass, reading
+/// the shard afresh, writes what the shard says.
+#[sqlx::test(migrator = "server::startup::MIGRATOR")]
+async fn a_snapshot_older_than_the_portals_own_write_leaves_it_alone(owner: PgPool) {
+    let pool = app_pool(&owner);
+    let (acme, _) = seed_tenants(&owner).await;
+    let shard = seed_fake_shards(&pool, 1).await[0];
+    place(&owner, acme, Some(shard)).await;
+    let t = timing(Duration::from_secs(15));
+    apply(
+        &pool,
+        shard,
+        vec![node(1, Some("t7k2.alice"), &[], true)],
+        &t,
+    )
+    .await
+    .unwrap();
+
+    // The worker claims the shard and reads it; meanwhile the portal writes through.
+    mark_due(&pool, shard).await.unwrap();
+    let claim = claim_next_due(&pool, Uuid::new_v4(), Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("due");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for statement in [
+        "update node set given_name = 'renamed', expiry = now(), changed_at = now()
+          where node_id = 1",
+        "insert into node (shard_id, node_id, tenant_id, given_name, name, user_name, online,
+                           register_method)
+         select id, 2, (select id from tenant where code = 't7k2'), 'fresh', 'fresh',
+                't7k2.alice', false, 'cli' from shard",
+        "update pre_auth_key set expiration = now(), changed_at = now() where key_id = 4",
+    ] {
+        sqlx::query(statement).execute(&owner).await.unwrap();
+    }
+    let stale = Snapshot {
+        version: "0.29.2".into(),
+        latency: Duration::from_millis(12),
+        nodes: vec![node(1, Some("t7k2.alice"), &[], true)],
+        pre_auth_keys: vec![key(4, "t7k2.alice")],
+    };
+    let counts = apply_snapshot(&pool, &claim, &stale, &t).await.unwrap();
+    assert_eq!(counts.rows_written(), 0, "{counts:?}");
+    let rows: Vec<(i64, String, bool, bool)> = sqlx::query_as(
+        "select node_id, given_name, expiry is not null, removed_at is not null
+           from node order by node_id",
+    )
+    .fetch_all(&owner)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (1, "renamed".to_string(), true, false),
+            (2, "fresh".to_string(), false, false)
+        ],
+        "the portal's writes stand"
+    );
+    let key_expired: bool =
+        sqlx::query_scalar("select expiration <= now() from pre_auth_key where key_id = 4")
+            .fetch_one(&owner)
+            .await
+            .unwrap();
+    assert!(key_expired, "the expired key stays expired");
+
+    // The next pass reads the shard again, and the shard is the truth.
+    let counts = apply(
+        &pool,
+        shard,
+        vec![node(1, Some("t7k2.alice"), &[], true)],
+        &t,
+    )
+    .await
+    .unwrap();
+    assert_eq!(counts.nodes.updated + counts.nodes.removed, 2, "{counts:?}");
+    let rows: Vec<(i64, String, bool)> = sqlx::query_as(
+        "select node_id, given_name, removed_at is not null from node order by node_id",
+    )
+    .fetch_all(&owner)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (1, "host-1".to_string(), false),
+            (2, "fresh".to_string(), true)
+        ]
+    );
+}
+
 /// Intervals open and close at sync times; a failed sync or a long gap ends them at the
 /// last good sync (no usage is invented); a node gone from the shard ends its interval.
 #[sqlx::test(migrator = "server::startup::MIGRATOR")]

@@ -32,6 +32,13 @@
 //! An unchanged node or key costs no write. Headscale moves a node's `last_seen` at
 //! every connect and disconnect, so a device that reconnects costs one row update.
 //!
+//! The portal also writes the mirror itself right after changing a shard (a rename, an
+//! expiry, a registration, a minted or expired key), so pages show the change at once.
+//! A snapshot read before such a write is older news than it: rows whose `changed_at`
+//! is later than the claim (`ShardClaim::claimed_at`, taken before the shard was read)
+//! are neither updated nor marked removed by that pass; the next pass reads the shard
+//! afresh and the shard is the truth again.
+//!
 //! All times are the database's `now()` (the transaction's start), one clock for all
 //! replicas.
 
@@ -59,6 +66,11 @@ pub struct ShardClaim {
     pub worker: Uuid,
     pub lease_until: OffsetDateTime,
     pub consecutive_failures: u32,
+    /// The database's time when the claim was taken, before the shard was read. A mirror
+    /// row the portal wrote after it (a rename, an expiry, a registration, a minted key:
+    /// `changed_at` later than this) holds newer news than the snapshot and is left for
+    /// the next pass.
+    pub claimed_at: OffsetDateTime,
 }
 
 impl fmt::Debug for ShardClaim {
@@ -183,6 +195,7 @@ pub async fn claim_next_due(
         api_key_sealed: Vec<u8>,
         sync_lease_until: OffsetDateTime,
         consecutive_failures: i32,
+        claimed_at: OffsetDateTime,
     }
     let mut tx = system_tx(pool).await?;
     // `skip locked`: a row another worker is claiming right now is passed over instead
@@ -202,7 +215,7 @@ pub async fn claim_next_due(
                   for update skip locked) due
           where s.id = due.id
          returning s.id, s.cluster_id, s.api_url, s.api_key_sealed, s.sync_lease_until,
-                   s.consecutive_failures",
+                   s.consecutive_failures, now() as claimed_at",
     )
     .bind(worker)
     .bind(secs(lease))
@@ -217,6 +230,7 @@ pub async fn claim_next_due(
         worker,
         lease_until: r.sync_lease_until,
         consecutive_failures: u32::try_from(r.consecutive_failures).unwrap_or(0),
+        claimed_at: r.claimed_at,
     }))
 }
 
@@ -529,7 +543,8 @@ pub async fn apply_snapshot(
                  then now() else n.first_synced_at end,
                changed_at = now(),
                removed_at = null
-           where (n.tenant_id, n.orphan_reason, n.given_name, n.name, n.user_id, n.user_name,
+           where n.changed_at < $3
+             and (n.tenant_id, n.orphan_reason, n.given_name, n.name, n.user_id, n.user_name,
                   n.ip_addresses, n.tags, n.online, n.last_seen, n.expiry,
                   n.approved_routes, n.available_routes, n.subnet_routes,
                   n.register_method, n.pre_auth_key_id, n.shard_created_at, n.removed_at)
@@ -548,14 +563,17 @@ pub async fn apply_snapshot(
     )
     .bind(claim.shard_id)
     .bind(Json(&node_rows))
+    .bind(claim.claimed_at)
     .fetch_one(&mut *tx)
     .await?;
     let removed = sqlx::query(
         "update node set removed_at = now(), online = false, changed_at = now()
-          where shard_id = $1 and removed_at is null and not (node_id = any($2))",
+          where shard_id = $1 and removed_at is null and not (node_id = any($2))
+            and changed_at < $3",
     )
     .bind(claim.shard_id)
     .bind(&node_ids)
+    .bind(claim.claimed_at)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -644,7 +662,8 @@ pub async fn apply_snapshot(
                  then now() else k.first_synced_at end,
                changed_at = now(),
                removed_at = null
-           where (k.tenant_id, k.orphan_reason, k.key_prefix, k.user_id, k.user_name,
+           where k.changed_at < $3
+             and (k.tenant_id, k.orphan_reason, k.key_prefix, k.user_id, k.user_name,
                   k.reusable, k.ephemeral, k.used, k.expiration, k.acl_tags,
                   k.shard_created_at, k.removed_at)
                  is distinct from
@@ -659,14 +678,17 @@ pub async fn apply_snapshot(
     )
     .bind(claim.shard_id)
     .bind(Json(&key_rows))
+    .bind(claim.claimed_at)
     .fetch_one(&mut *tx)
     .await?;
     let removed = sqlx::query(
         "update pre_auth_key set removed_at = now(), changed_at = now()
-          where shard_id = $1 and removed_at is null and not (key_id = any($2))",
+          where shard_id = $1 and removed_at is null and not (key_id = any($2))
+            and changed_at < $3",
     )
     .bind(claim.shard_id)
     .bind(&key_ids)
+    .bind(claim.claimed_at)
     .execute(&mut *tx)
     .await?
     .rows_affected();
