@@ -808,10 +808,9 @@ fn breakdown(
             .await?,
         ));
         rows.push((
-            "data: tenant_shard + own_user".into(),
+            "data: shard_and_own_user".into(),
             time_n(n, || async {
-                devices::tenant_shard(pool, &scope).await?;
-                devices::own_user(pool, &scope).await?;
+                devices::shard_and_own_user(pool, &scope).await?;
                 Ok(())
             })
             .await?,
@@ -828,6 +827,17 @@ fn breakdown(
             "data: list (no q)".into(),
             time_n(n, || async {
                 devices::list(pool, &scope, CODE, &all, None).await?;
+                Ok(())
+            })
+            .await?,
+        ));
+        rows.push((
+            format!(
+                "data: list_view (q={}; list, filters, count)",
+                settings.query
+            ),
+            time_n(n, || async {
+                devices::list_view(pool, &scope, CODE, &query, None).await?;
                 Ok(())
             })
             .await?,

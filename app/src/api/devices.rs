@@ -131,10 +131,7 @@ mod server {
                 .tenant_scope(slug, Permission::View)
                 .map_err(fail)?;
             let state = crate::state::app_state().map_err(fail)?;
-            let shard = devices::tenant_shard(&state.pool, &scope)
-                .await
-                .map_err(|e| fail(e.into()))?;
-            let own = devices::own_user(&state.pool, &scope)
+            let (shard, own) = devices::shard_and_own_user(&state.pool, &scope)
                 .await
                 .map_err(|e| fail(e.into()))?;
             Ok(Ctx {
@@ -294,14 +291,14 @@ pub async fn list_devices(slug: String, query: DeviceQuery) -> Result<DevicesVie
     };
     let only_user = ctx.only_user();
     let pool = &ctx.state.pool;
-    let page = devices::list(pool, &ctx.scope, ctx.code(), &query, only_user.as_deref())
-        .await
-        .map_err(|e| fail(e.into()))?;
-    let (tags, owners) =
-        devices::filter_options(pool, &ctx.scope, ctx.code(), only_user.as_deref())
-            .await
-            .map_err(|e| fail(e.into()))?;
-    let (tenant_devices, as_of, over_quota_since) = devices::count_and_as_of(pool, &ctx.scope)
+    let devices::ListView {
+        page,
+        tags,
+        owners,
+        tenant_devices,
+        as_of,
+        over_quota_since,
+    } = devices::list_view(pool, &ctx.scope, ctx.code(), &query, only_user.as_deref())
         .await
         .map_err(|e| fail(e.into()))?;
     Ok(DevicesView {

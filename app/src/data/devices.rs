@@ -11,7 +11,7 @@ use crate::auth::TenantScope;
 use crate::domain::devices::{DeviceQuery, Online, SortKey, EXPIRING_SOON_DAYS, PAGE_SIZE};
 use crate::domain::tags::{shard_tag, tenant_tag};
 use crate::headscale::Node;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -34,6 +34,29 @@ pub async fn tenant_shard(
     pool: &PgPool,
     scope: &TenantScope,
 ) -> Result<Option<TenantShard>, sqlx::Error> {
+    let mut tx = tenant_tx(pool, scope).await?;
+    let shard = tenant_shard_in(&mut tx, scope).await?;
+    tx.commit().await?;
+    Ok(shard)
+}
+
+/// The tenant's shard and the person's own Headscale user on it, in one transaction
+/// (what every device and key action starts from).
+pub async fn shard_and_own_user(
+    pool: &PgPool,
+    scope: &TenantScope,
+) -> Result<(Option<TenantShard>, Option<(String, i64)>), sqlx::Error> {
+    let mut tx = tenant_tx(pool, scope).await?;
+    let shard = tenant_shard_in(&mut tx, scope).await?;
+    let own = own_user_in(&mut tx, scope).await?;
+    tx.commit().await?;
+    Ok((shard, own))
+}
+
+async fn tenant_shard_in(
+    tx: &mut PgConnection,
+    scope: &TenantScope,
+) -> Result<Option<TenantShard>, sqlx::Error> {
     #[derive(sqlx::FromRow)]
     struct Row {
         code: String,
@@ -46,7 +69,6 @@ pub async fn tenant_shard(
         device_quota: i32,
         key_quota: i32,
     }
-    let mut tx = tenant_tx(pool, scope).await?;
     let row = sqlx::query_as::<_, Row>(
         "select t.code, s.id as shard_id, s.cluster_id, s.api_url, s.login_server_url,
                 s.api_key_sealed, s.status, t.device_quota, t.key_quota
@@ -56,7 +78,6 @@ pub async fn tenant_shard(
     .bind(scope.tenant_id())
     .fetch_optional(&mut *tx)
     .await?;
-    tx.commit().await?;
     Ok(row.map(|r| TenantShard {
         tenant_code: r.code,
         shard_id: r.shard_id,
@@ -76,7 +97,16 @@ pub async fn own_user(
     scope: &TenantScope,
 ) -> Result<Option<(String, i64)>, sqlx::Error> {
     let mut tx = tenant_tx(pool, scope).await?;
-    let row = sqlx::query_as::<_, (String, i64)>(
+    let own = own_user_in(&mut tx, scope).await?;
+    tx.commit().await?;
+    Ok(own)
+}
+
+async fn own_user_in(
+    tx: &mut PgConnection,
+    scope: &TenantScope,
+) -> Result<Option<(String, i64)>, sqlx::Error> {
+    sqlx::query_as::<_, (String, i64)>(
         "select su.user_name, su.headscale_user_id
            from shard_user su join tenant t on t.id = su.tenant_id and t.shard_id = su.shard_id
           where su.tenant_id = $1 and su.person_id = $2",
@@ -84,9 +114,7 @@ pub async fn own_user(
     .bind(scope.tenant_id())
     .bind(scope.person_id())
     .fetch_optional(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(row)
+    .await
 }
 
 #[derive(sqlx::FromRow)]
@@ -152,17 +180,55 @@ impl Row {
     }
 }
 
-const SELECT: &str = "
+/// The columns of a device as pages show it, from `n` (a `node`, or the page's rows of
+/// it) joined to its owner; `$1` is the tenant.
+const COLUMNS: &str = "
     select n.node_id, n.given_name, n.name,
            array(select host(i) from unnest(n.ip_addresses) as i) as ips,
            n.tags, n.online, n.last_seen, n.expiry, n.approved_routes, n.available_routes,
            n.user_name, p.display_name as owner_name, p.email as owner_email,
-           n.register_method, n.shard_created_at, count(*) over () as total
-      from node n
-      join tenant t on t.id = n.tenant_id and t.shard_id = n.shard_id
+           n.register_method, n.shard_created_at";
+
+const OWNER_JOIN: &str = "
       left join shard_user su on su.shard_id = n.shard_id and su.user_name = n.user_name
-      left join person p on p.id = su.person_id
-     where n.tenant_id = $1 and n.removed_at is null";
+      left join person p on p.id = su.person_id";
+
+/// Everything the devices list shows, read in one tenant-scoped transaction.
+pub struct ListView {
+    pub page: DevicePage,
+    /// The tenant's tags in its own names, for the tag filter.
+    pub tags: Vec<String>,
+    /// `(user name, display name)` of the owners to filter by.
+    pub owners: Vec<(String, String)>,
+    pub tenant_devices: i64,
+    pub as_of: Option<String>,
+    pub over_quota_since: Option<String>,
+}
+
+/// The devices list: one page for `query`, the filters' choices and the tenant's device
+/// count, in one transaction. `only_user` restricts it to one owner's devices (a
+/// member's own).
+pub async fn list_view(
+    pool: &PgPool,
+    scope: &TenantScope,
+    code: &str,
+    query: &DeviceQuery,
+    only_user: Option<&str>,
+) -> Result<ListView, sqlx::Error> {
+    let mut tx = tenant_tx(pool, scope).await?;
+    let page = list_in(&mut tx, scope, code, query, only_user).await?;
+    let (tags, owners) = filter_options_in(&mut tx, scope, code, only_user).await?;
+    let (tenant_devices, as_of, over_quota_since) = count_and_as_of_in(&mut tx, scope).await?;
+    tx.commit().await?;
+    Ok(ListView {
+        page,
+        tags,
+        owners,
+        tenant_devices,
+        as_of,
+        over_quota_since,
+    })
+}
 
 /// One page of the tenant's devices for `query`; `only_user` restricts it to one owner's
 /// devices (a member's own).
@@ -173,48 +239,66 @@ pub async fn list(
     query: &DeviceQuery,
     only_user: Option<&str>,
 ) -> Result<DevicePage, sqlx::Error> {
+    let mut tx = tenant_tx(pool, scope).await?;
+    let page = list_in(&mut tx, scope, code, query, only_user).await?;
+    tx.commit().await?;
+    Ok(page)
+}
+
+async fn list_in(
+    tx: &mut PgConnection,
+    scope: &TenantScope,
+    code: &str,
+    query: &DeviceQuery,
+    only_user: Option<&str>,
+) -> Result<DevicePage, sqlx::Error> {
     let order = match query.sort {
-        SortKey::Name => "n.given_name",
-        SortKey::LastSeen => "n.last_seen",
-        SortKey::Owner => "n.user_name",
-        SortKey::Expiry => "n.expiry",
-        SortKey::Created => "n.shard_created_at",
+        SortKey::Name => "given_name",
+        SortKey::LastSeen => "last_seen",
+        SortKey::Owner => "user_name",
+        SortKey::Expiry => "expiry",
+        SortKey::Created => "shard_created_at",
     };
     let dir = if query.descending {
         "desc nulls last"
     } else {
         "asc nulls last"
     };
+    // The node table alone is filtered, counted, sorted and cut to the page; only the
+    // page's rows are joined to their owners and have their addresses formatted. The
+    // search matches the stored `search_text` (names, addresses, user, tags in the
+    // tenant's names) or an owner whose name or email matches, looked up once.
     // The ORDER BY comes from the fixed list above, never from the request.
     let sql = format!(
-        "{SELECT}
-         and ($2 = '' or n.given_name ilike $2 or n.name ilike $2
-              or array_to_string(array(select host(i) from unnest(n.ip_addresses) as i), ' ') ilike $2
-              or array_to_string(n.tags, ' ') ilike $3
-              or coalesce(n.user_name, '') ilike $2 or coalesce(p.display_name, '') ilike $2
-              or coalesce(p.email, '') ilike $2)
-         and ($4::boolean is null or n.online = $4)
-         and ($5::text is null or $5 = any(n.tags))
-         and ($6::text is null or n.user_name = $6)
-         and (not $7 or (n.expiry is not null and n.expiry > now()
-                         and n.expiry < now() + make_interval(days => $8)))
-         and (not $9 or cardinality(n.available_routes) > 0)
-         and (not $10 or n.available_routes && array['0.0.0.0/0', '::/0'])
-         and ($11::text is null or n.user_name = $11)
-         order by {order} {dir}, n.node_id
-         limit $12 offset $13"
+        "with hits as (
+           select n.*, count(*) over () as total
+             from node n
+            where n.tenant_id = $1 and n.removed_at is null
+              and n.shard_id = (select shard_id from tenant where id = $1)
+              and ($2 = '' or n.search_text like $2
+                   or n.user_name = any(array(
+                        select su.user_name from shard_user su join person p on p.id = su.person_id
+                         where su.tenant_id = $1
+                           and (p.display_name ilike $2 or p.email ilike $2))))
+              and ($3::boolean is null or n.online = $3)
+              and ($4::text is null or $4 = any(n.tags))
+              and ($5::text is null or n.user_name = $5)
+              and (not $6 or (n.expiry is not null and n.expiry > now()
+                              and n.expiry < now() + make_interval(days => $7)))
+              and (not $8 or cardinality(n.available_routes) > 0)
+              and (not $9 or n.available_routes && array['0.0.0.0/0', '::/0'])
+              and ($10::text is null or n.user_name = $10)
+            order by n.{order} {dir}, n.node_id
+            limit $11 offset $12
+         )
+         {COLUMNS}, n.total
+           from hits n {OWNER_JOIN}
+          order by n.{order} {dir}, n.node_id"
     );
     let pattern = if query.q.is_empty() {
         String::new()
     } else {
-        format!("%{}%", escape_like(&query.q))
-    };
-    // Tags are searched in the shard's names: `server` finds `tag:t7k2--server`.
-    let tag_pattern = if query.q.is_empty() {
-        String::new()
-    } else {
-        let q = query.q.strip_prefix("tag:").unwrap_or(&query.q);
-        format!("%tag:{code}--%{}%", escape_like(q))
+        format!("%{}%", escape_like(&query.q.to_lowercase()))
     };
     let online = match query.online {
         Online::Any => None,
@@ -227,11 +311,9 @@ pub async fn list(
         return Ok(DevicePage::empty(query.page));
     }
     let offset = i64::from(query.page.saturating_sub(1)) * i64::from(PAGE_SIZE);
-    let mut tx = tenant_tx(pool, scope).await?;
     let rows = sqlx::query_as::<_, Row>(&sql)
         .bind(scope.tenant_id())
         .bind(&pattern)
-        .bind(&tag_pattern)
         .bind(online)
         .bind(tag)
         .bind(query.owner.as_deref())
@@ -244,7 +326,6 @@ pub async fn list(
         .bind(offset)
         .fetch_all(&mut *tx)
         .await?;
-    tx.commit().await?;
     let total = rows.first().map(|r| r.total).unwrap_or(0);
     let now = OffsetDateTime::now_utc();
     Ok(DevicePage {
@@ -270,9 +351,20 @@ pub async fn filter_options(
     only_user: Option<&str>,
 ) -> Result<(Vec<String>, Vec<(String, String)>), sqlx::Error> {
     let mut tx = tenant_tx(pool, scope).await?;
+    let options = filter_options_in(&mut tx, scope, code, only_user).await?;
+    tx.commit().await?;
+    Ok(options)
+}
+
+async fn filter_options_in(
+    tx: &mut PgConnection,
+    scope: &TenantScope,
+    code: &str,
+    only_user: Option<&str>,
+) -> Result<(Vec<String>, Vec<(String, String)>), sqlx::Error> {
     let tags: Vec<String> = sqlx::query_scalar(
         "select distinct unnest(n.tags) from node n
-          where n.tenant_id = $1 and n.removed_at is null
+          where n.tenant_id = $1 and n.removed_at is null and n.tags <> '{}'
             and ($2::text is null or n.user_name = $2)
           order by 1",
     )
@@ -292,7 +384,6 @@ pub async fn filter_options(
     .bind(only_user)
     .fetch_all(&mut *tx)
     .await?;
-    tx.commit().await?;
     Ok((
         tags.iter().filter_map(|t| tenant_tag(code, t)).collect(),
         owners,
@@ -306,7 +397,12 @@ pub async fn get(
     code: &str,
     node_id: i64,
 ) -> Result<Option<DeviceDetail>, sqlx::Error> {
-    let sql = format!("{SELECT} and n.node_id = $2");
+    let sql = format!(
+        "{COLUMNS}, 1::int8 as total
+           from node n join tenant t on t.id = n.tenant_id and t.shard_id = n.shard_id
+           {OWNER_JOIN}
+          where n.tenant_id = $1 and n.removed_at is null and n.node_id = $2"
+    );
     let mut tx = tenant_tx(pool, scope).await?;
     let row = sqlx::query_as::<_, Row>(&sql)
         .bind(scope.tenant_id())
@@ -405,7 +501,6 @@ pub async fn name_taken(
     Ok(taken)
 }
 
-/// The tenant's device count now and the time of its shard's last sync.
 /// The tenant's device count now, the time of its shard's last sync, and since when it
 /// is over its device quota (if it is).
 pub async fn count_and_as_of(
@@ -413,11 +508,20 @@ pub async fn count_and_as_of(
     scope: &TenantScope,
 ) -> Result<(i64, Option<String>, Option<String>), sqlx::Error> {
     let mut tx = tenant_tx(pool, scope).await?;
+    let counts = count_and_as_of_in(&mut tx, scope).await?;
+    tx.commit().await?;
+    Ok(counts)
+}
+
+async fn count_and_as_of_in(
+    tx: &mut PgConnection,
+    scope: &TenantScope,
+) -> Result<(i64, Option<String>, Option<String>), sqlx::Error> {
     let (count, as_of, over): (i64, Option<OffsetDateTime>, Option<OffsetDateTime>) =
         sqlx::query_as(
-            "select (select count(*) from node n join tenant t2 on t2.id = n.tenant_id
-                      and t2.shard_id = n.shard_id
-                      where n.tenant_id = t.id and n.removed_at is null),
+            "select (select count(*) from node n
+                      where n.tenant_id = t.id and n.shard_id = t.shard_id
+                        and n.removed_at is null),
                     s.last_sync_at, t.over_quota_since
                from tenant t left join shard s on s.id = t.shard_id
               where t.id = $1",
@@ -425,7 +529,6 @@ pub async fn count_and_as_of(
         .bind(scope.tenant_id())
         .fetch_one(&mut *tx)
         .await?;
-    tx.commit().await?;
     Ok((count, rfc3339(as_of), rfc3339(over)))
 }
 

@@ -172,3 +172,137 @@ async fn only_operators_list_all_tenants_and_shards(owner: PgPool) {
         .unwrap();
     assert_eq!(n, 0);
 }
+
+/// The devices list's search: names, addresses, tags in the tenant's own names, the
+/// owner's Headscale user, display name and email; `%` and `_` are literal; another
+/// tenant's devices on the same shard never match.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_device_search_matches_what_the_list_shows_and_only_the_tenants(owner: PgPool) {
+    use crate::data::devices;
+    use crate::domain::devices::DeviceQuery;
+
+    let pool = app_pool(&owner);
+    let acme = tenant(&pool, "acme", "t7k2").await;
+    let globex = tenant(&pool, "globex", "g4x9").await;
+    let alice = login(&pool, "alice", &["tenant:acme:admin"]).await;
+    let secrets = SecretBox::new(&[1u8; 32]).unwrap();
+    shards::upsert(
+        &pool,
+        &secrets,
+        &shards::NewShard {
+            cluster_id: "hs-a".into(),
+            name: "A".into(),
+            region: "eu".into(),
+            login_server_url: "https://a.example".into(),
+            api_url: "https://a.example".into(),
+            node_capacity: 300,
+        },
+        "hskey-api-secret-value",
+    )
+    .await
+    .unwrap();
+    for statement in [
+        "update tenant set shard_id = (select id from shard)",
+        "update person set display_name = 'Alice Liddell', email = 'alice@wonder.example'",
+        "insert into shard_user (shard_id, tenant_id, person_id, user_name, headscale_user_id,
+                                 created_by_portal)
+         select s.id, t.id, p.id, 't7k2.alice', 1, true from shard s, tenant t, person p
+          where t.code = 't7k2'",
+    ] {
+        sqlx::query(statement).execute(&owner).await.unwrap();
+    }
+    let node = |id: i64, tenant: Uuid, name: &str, ip: &str, user: Option<&str>, tags: &[&str]| {
+        let owner = owner.clone();
+        let (name, ip, user) = (name.to_string(), ip.to_string(), user.map(str::to_string));
+        let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
+        async move {
+            sqlx::query(
+                "insert into node (shard_id, node_id, tenant_id, given_name, name, user_name,
+                                   ip_addresses, tags, online, register_method)
+                 select id, $1, $2, $3, $3 || '-host', $4, array[$5::inet], $6, false, 'cli'
+                   from shard",
+            )
+            .bind(id)
+            .bind(tenant)
+            .bind(&name)
+            .bind(&user)
+            .bind(&ip)
+            .bind(&tags)
+            .execute(&owner)
+            .await
+            .unwrap();
+        }
+    };
+    node(1, acme, "web-1", "100.64.0.7", None, &["tag:t7k2--web"]).await;
+    node(2, acme, "laptop", "100.64.0.8", Some("t7k2.alice"), &[]).await;
+    node(3, acme, "db_1", "100.64.0.9", None, &["tag:t7k2--db"]).await;
+    node(4, globex, "web-2", "100.64.0.10", None, &["tag:g4x9--web"]).await;
+    node(
+        5,
+        globex,
+        "alice-box",
+        "100.64.0.11",
+        Some("g4x9.alice"),
+        &[],
+    )
+    .await;
+
+    let scope = TenantScope::for_test(acme, alice, TenantRole::Admin);
+    let names = |q: &str| {
+        let (pool, scope) = (pool.clone(), scope.clone());
+        let query = DeviceQuery {
+            q: q.to_string(),
+            ..DeviceQuery::default()
+        };
+        async move {
+            let page = devices::list(&pool, &scope, "t7k2", &query, None)
+                .await
+                .unwrap();
+            let mut names: Vec<String> = page.devices.into_iter().map(|d| d.name).collect();
+            names.sort();
+            assert_eq!(page.total as usize, names.len());
+            names
+        }
+    };
+    assert_eq!(names("").await, ["db_1", "laptop", "web-1"]);
+    assert_eq!(
+        names("WEB").await,
+        ["web-1"],
+        "case-insensitive, not globex's"
+    );
+    assert_eq!(
+        names("tag:web").await,
+        ["web-1"],
+        "tags in the tenant's names"
+    );
+    assert_eq!(
+        names("t7k2--web").await,
+        Vec::<String>::new(),
+        "not the shard's"
+    );
+    assert_eq!(names("100.64.0.8").await, ["laptop"]);
+    assert_eq!(names("laptop-host").await, ["laptop"], "the hostname");
+    assert_eq!(names("t7k2.alice").await, ["laptop"], "the owner's user");
+    assert_eq!(names("liddell").await, ["laptop"], "the owner's name");
+    assert_eq!(
+        names("wonder.example").await,
+        ["laptop"],
+        "the owner's email"
+    );
+    assert_eq!(names("db_").await, ["db_1"]);
+    assert_eq!(names("b_1").await, ["db_1"], "`_` is literal");
+    assert_eq!(names("%").await, Vec::<String>::new(), "`%` is literal");
+    assert_eq!(
+        names("100.64.0.1").await,
+        Vec::<String>::new(),
+        "globex's .10, .11"
+    );
+
+    // The whole list view in one transaction agrees.
+    let view = devices::list_view(&pool, &scope, "t7k2", &DeviceQuery::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(view.tenant_devices, 3);
+    assert_eq!(view.tags, ["tag:db", "tag:web"]);
+    assert_eq!(view.owners.len(), 1);
+}
