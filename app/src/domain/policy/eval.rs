@@ -1,0 +1,367 @@
+//! The evaluator of a tenant's policy, in the tenant's own names: what a source can
+//! reach and through which rule (its line in the tenant's text), who can reach a target,
+//! and the tenant's `tests`.
+//!
+//! It reasons about principals, not devices, as Tailscale's policy tests read: a source
+//! is matched by a rule when the rule names it, a group it is in, an autogroup it falls
+//! under, `*`, or an address range that holds it; a destination likewise, with
+//! `autogroup:self` meaning the source member's own devices. A rule restricted to a
+//! protocol other than TCP does not count for tests (tests speak of TCP ports).
+
+use super::hujson::Pos;
+use super::model::{Autogroup, Destination, Located, Ports, Principal, TenantPolicy};
+use crate::domain::routes::Prefix;
+use serde::{Deserialize, Serialize};
+
+/// One thing a source may reach: the rule's destination and where the rule is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The rule's place in the tenant's text.
+    pub line: u32,
+    pub col: u32,
+    /// The destination as the rule writes it (`tag:db:5432`).
+    pub destination: String,
+    /// `tcp`, `udp`, … or `None` for every protocol.
+    pub proto: Option<String>,
+}
+
+/// One source that may reach a target, and where the rule is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reacher {
+    pub line: u32,
+    pub col: u32,
+    pub source: String,
+    pub proto: Option<String>,
+}
+
+/// The outcome of one entry of one test.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestOutcome {
+    /// Where the entry is written.
+    pub line: u32,
+    pub col: u32,
+    pub passed: bool,
+    /// A sentence: what was expected and what the rules say.
+    pub message: String,
+}
+
+/// What `src` may reach, rule by rule, in text order.
+pub fn reachable_from(policy: &TenantPolicy, src: &Principal) -> Vec<Grant> {
+    let mut out = Vec::new();
+    for acl in &policy.acls {
+        if !acl.src.iter().any(|s| src_matches(policy, &s.value, src)) {
+            continue;
+        }
+        for d in &acl.dst {
+            out.push(Grant {
+                line: acl.pos.line,
+                col: acl.pos.col,
+                destination: destination_text(&d.value),
+                proto: acl.proto.as_ref().map(|p| p.value.clone()),
+            });
+        }
+    }
+    out
+}
+
+/// Which sources (as rules write them) may reach `target` on `port` (any port: `None`).
+pub fn who_reaches(policy: &TenantPolicy, target: &Principal, port: Option<u16>) -> Vec<Reacher> {
+    let mut out = Vec::new();
+    for acl in &policy.acls {
+        let covered = acl.dst.iter().any(|d| {
+            port_covered(&d.value.ports, port)
+                && (dst_covers(policy, &d.value.target, target, None)
+                    || d.value.target == Principal::Autogroup(Autogroup::SelfDevices)
+                        && matches!(target, Principal::Member(_)))
+        });
+        if !covered {
+            continue;
+        }
+        for s in &acl.src {
+            out.push(Reacher {
+                line: acl.pos.line,
+                col: acl.pos.col,
+                source: principal_text(&s.value),
+                proto: acl.proto.as_ref().map(|p| p.value.clone()),
+            });
+        }
+    }
+    out
+}
+
+/// Runs the policy's tests; one outcome per accept or deny entry.
+pub fn run_tests(policy: &TenantPolicy) -> Vec<TestOutcome> {
+    let mut out = Vec::new();
+    for test in &policy.tests {
+        let src = &test.src.value;
+        for (entry, expect_reach) in test
+            .accept
+            .iter()
+            .map(|e| (e, true))
+            .chain(test.deny.iter().map(|e| (e, false)))
+        {
+            let by = rule_allowing(policy, src, &entry.value);
+            let what = format!(
+                "{} → {}",
+                principal_text(src),
+                destination_text(&entry.value)
+            );
+            let (passed, message) = match (expect_reach, by) {
+                (true, Some(pos)) => (
+                    true,
+                    format!("{what} is allowed by the rule at line {}", pos.line),
+                ),
+                (true, None) => (
+                    false,
+                    format!("{what} should be allowed, but no rule allows it"),
+                ),
+                (false, None) => (true, format!("{what} is denied")),
+                (false, Some(pos)) => (
+                    false,
+                    format!(
+                        "{what} should be denied, but the rule at line {} allows it",
+                        pos.line
+                    ),
+                ),
+            };
+            out.push(TestOutcome {
+                line: entry.pos.line,
+                col: entry.pos.col,
+                passed,
+                message,
+            });
+        }
+    }
+    out
+}
+
+/// The first rule that lets `src` reach every port of `dst` over TCP, if any (for a
+/// deny entry: any port of it).
+fn rule_allowing(policy: &TenantPolicy, src: &Principal, dst: &Destination) -> Option<Pos> {
+    policy
+        .acls
+        .iter()
+        .filter(|acl| {
+            acl.proto
+                .as_ref()
+                .is_none_or(|p| p.value.eq_ignore_ascii_case("tcp"))
+        })
+        .filter(|acl| acl.src.iter().any(|s| src_matches(policy, &s.value, src)))
+        .find(|acl| {
+            acl.dst.iter().any(|d: &Located<Destination>| {
+                dst_covers(policy, &d.value.target, &dst.target, Some(src))
+                    && ports_cover(&d.value.ports, &dst.ports)
+            })
+        })
+        .map(|acl| acl.pos)
+}
+
+fn members_of<'p>(policy: &'p TenantPolicy, group: &str) -> impl Iterator<Item = String> + 'p {
+    let group = group.to_string();
+    policy
+        .groups
+        .iter()
+        .filter(move |(g, _)| g.value == group)
+        .flat_map(|(_, members)| members.iter().map(|m| m.value.to_ascii_lowercase()))
+}
+
+fn host_prefix(policy: &TenantPolicy, host: &str) -> Option<Prefix> {
+    policy
+        .hosts
+        .iter()
+        .find(|(h, _)| h.value == host)
+        .map(|(_, p)| p.value)
+}
+
+/// The address range a principal stands for, when it is one.
+fn as_prefix(policy: &TenantPolicy, p: &Principal) -> Option<Prefix> {
+    match p {
+        Principal::Prefix(prefix) => Some(*prefix),
+        Principal::Host(h) => host_prefix(policy, h),
+        _ => None,
+    }
+}
+
+/// Whether a rule's source `rule` includes `who`.
+fn src_matches(policy: &TenantPolicy, rule: &Principal, who: &Principal) -> bool {
+    names_include(policy, rule, who)
+}
+
+/// Whether a rule's destination `rule` includes `target` (for `src`, which matters for
+/// `autogroup:self`).
+fn dst_covers(
+    policy: &TenantPolicy,
+    rule: &Principal,
+    target: &Principal,
+    src: Option<&Principal>,
+) -> bool {
+    if *rule == Principal::Autogroup(Autogroup::SelfDevices) {
+        return matches!((src, target), (Some(Principal::Member(a)), Principal::Member(b)) if a == b);
+    }
+    names_include(policy, rule, target)
+}
+
+fn names_include(policy: &TenantPolicy, outer: &Principal, inner: &Principal) -> bool {
+    if outer == inner {
+        return true;
+    }
+    match (outer, inner) {
+        (Principal::Any, Principal::Autogroup(Autogroup::Internet)) => false,
+        (Principal::Any, _) => true,
+        (Principal::Group(g), Principal::Member(m)) => members_of(policy, g).any(|x| x == *m),
+        (Principal::Autogroup(Autogroup::Member), Principal::Member(_)) => true,
+        (Principal::Autogroup(Autogroup::Member), Principal::Group(_)) => true,
+        (Principal::Autogroup(Autogroup::Tagged), Principal::Tag(_)) => true,
+        (Principal::Group(outer), Principal::Group(inner)) => {
+            let outer: Vec<String> = members_of(policy, outer).collect();
+            members_of(policy, inner).all(|m| outer.contains(&m))
+        }
+        _ => match (as_prefix(policy, outer), as_prefix(policy, inner)) {
+            (Some(o), Some(i)) => o.contains(&i),
+            _ => false,
+        },
+    }
+}
+
+fn port_covered(ports: &Ports, port: Option<u16>) -> bool {
+    match (ports, port) {
+        (Ports::Any, _) | (_, None) => true,
+        (Ports::List(list), Some(p)) => list.iter().any(|(a, b)| *a <= p && p <= *b),
+    }
+}
+
+/// Whether a rule's ports cover every port of a test's entry.
+fn ports_cover(rule: &Ports, wanted: &Ports) -> bool {
+    match (rule, wanted) {
+        (Ports::Any, _) => true,
+        (Ports::List(_), Ports::Any) => false,
+        (Ports::List(have), Ports::List(want)) => want.iter().all(|(a, b)| {
+            // A wanted range is covered when the rule's ranges cover each of its ports.
+            (*a..=*b).all(|p| have.iter().any(|(x, y)| *x <= p && p <= *y))
+        }),
+    }
+}
+
+pub fn principal_text(p: &Principal) -> String {
+    match p {
+        Principal::Any => "*".into(),
+        Principal::Member(m) => m.clone(),
+        Principal::Group(g) => format!("group:{g}"),
+        Principal::Tag(t) => format!("tag:{t}"),
+        Principal::Host(h) => h.clone(),
+        Principal::Prefix(p) => p.to_string(),
+        Principal::Autogroup(a) => match a {
+            Autogroup::Member => "autogroup:member".into(),
+            Autogroup::Tagged => "autogroup:tagged".into(),
+            Autogroup::SelfDevices => "autogroup:self".into(),
+            Autogroup::Internet => "autogroup:internet".into(),
+        },
+    }
+}
+
+pub fn destination_text(d: &Destination) -> String {
+    let ports = match &d.ports {
+        Ports::Any => "*".to_string(),
+        Ports::List(list) => list
+            .iter()
+            .map(|(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+    };
+    format!("{}:{ports}", principal_text(&d.target))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::policy::hujson::parse;
+    use crate::domain::policy::model::{check, TenantContext};
+
+    fn policy(text: &str) -> TenantPolicy {
+        let ctx = TenantContext {
+            members: vec!["alice@acme.com".into(), "bob@acme.com".into()],
+            subnets: vec![Prefix::parse("10.1.0.0/16").unwrap()],
+        };
+        check(&parse(text).unwrap(), &ctx).unwrap()
+    }
+
+    const TEXT: &str = r#"{
+      "groups": {"group:eng": ["alice@acme.com"]},
+      "hosts": {"nas": "10.1.2.3"},
+      "tagOwners": {"tag:db": ["group:eng"], "tag:web": []},
+      "acls": [
+        {"action": "accept", "src": ["group:eng"], "dst": ["tag:db:5432"]},
+        {"action": "accept", "src": ["autogroup:member"], "dst": ["tag:web:80,443", "autogroup:self:*"]},
+        {"action": "accept", "proto": "udp", "src": ["bob@acme.com"], "dst": ["10.1.0.0/16:53"]},
+      ],
+      "tests": [
+        {"src": "alice@acme.com", "accept": ["tag:db:5432", "tag:web:443", "alice@acme.com:22"], "deny": ["tag:db:22", "bob@acme.com:22"]},
+        {"src": "bob@acme.com", "accept": ["tag:db:5432", "nas:53"]},
+      ],
+    }"#;
+
+    #[test]
+    fn sources_reach_what_their_rules_name_with_the_rules_lines() {
+        let p = policy(TEXT);
+        let alice = reachable_from(&p, &Principal::Member("alice@acme.com".into()));
+        let lines: Vec<(u32, &str)> = alice
+            .iter()
+            .map(|g| (g.line, g.destination.as_str()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (6, "tag:db:5432"),
+                (7, "tag:web:80,443"),
+                (7, "autogroup:self:*")
+            ]
+        );
+        let bob = reachable_from(&p, &Principal::Member("bob@acme.com".into()));
+        assert_eq!(bob.len(), 3);
+        assert_eq!(bob[2].proto.as_deref(), Some("udp"));
+        let web = reachable_from(&p, &Principal::Tag("web".into()));
+        assert!(web.is_empty(), "tags are not members");
+    }
+
+    #[test]
+    fn who_reaches_a_target_and_port() {
+        let p = policy(TEXT);
+        let db = who_reaches(&p, &Principal::Tag("db".into()), Some(5432));
+        assert_eq!(db.len(), 1);
+        assert_eq!((db[0].line, db[0].source.as_str()), (6, "group:eng"));
+        assert!(who_reaches(&p, &Principal::Tag("db".into()), Some(22)).is_empty());
+        let nas = who_reaches(&p, &Principal::Host("nas".into()), Some(53));
+        assert_eq!(nas[0].source, "bob@acme.com");
+    }
+
+    #[test]
+    fn tests_pass_and_fail_with_reasons() {
+        let p = policy(TEXT);
+        let outcomes = run_tests(&p);
+        let failed: Vec<&str> = outcomes
+            .iter()
+            .filter(|o| !o.passed)
+            .map(|o| o.message.as_str())
+            .collect();
+        assert_eq!(
+            failed,
+            [
+                "bob@acme.com → tag:db:5432 should be allowed, but no rule allows it",
+                "bob@acme.com → nas:53 should be allowed, but no rule allows it",
+            ],
+            "the udp rule does not count for a test"
+        );
+        assert_eq!(outcomes.len(), 7);
+        assert!(
+            outcomes[2].message.contains("rule at line 7"),
+            "{:?}",
+            outcomes[2]
+        );
+    }
+}
