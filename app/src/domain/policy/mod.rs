@@ -7,3 +7,6 @@ pub mod eval;
 pub mod hujson;
 pub mod isolation;
 pub mod model;
+#[cfg(test)]
+mod proptests;
+pub mod reach;
