@@ -8,6 +8,7 @@
 pub mod devices;
 pub mod keys;
 pub mod people;
+pub mod policies;
 pub mod secret;
 pub mod shard_users;
 pub mod shards;

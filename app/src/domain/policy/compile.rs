@@ -421,6 +421,7 @@ mod tests {
         let ctx = TenantContext {
             members: members.clone(),
             subnets: subnets.clone(),
+            dedicated_shard: false,
         };
         let policy = check(&parse(text).unwrap(), &ctx).unwrap_or_else(|e| panic!("{e:?}"));
         TenantInput {

@@ -287,6 +287,7 @@ mod tests {
         let ctx = TenantContext {
             members: vec!["alice@acme.com".into(), "bob@acme.com".into()],
             subnets: vec![Prefix::parse("10.1.0.0/16").unwrap()],
+            dedicated_shard: false,
         };
         check(&parse(text).unwrap(), &ctx).unwrap()
     }

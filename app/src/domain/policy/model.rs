@@ -108,6 +108,10 @@ pub struct TenantContext {
     pub members: Vec<String>,
     /// The subnets the tenant declared as its own.
     pub subnets: Vec<Prefix>,
+    /// Whether the tenant's shard is dedicated to it. Only then may it use
+    /// `autogroup:internet`: Headscale shows every exit node of the shard to a device
+    /// allowed the internet, whichever tenant the exit node belongs to.
+    pub dedicated_shard: bool,
 }
 
 const TAILNET_RANGES: [&str; 2] = ["100.64.0.0/10", "fd7a:115c:a1e0::/48"];
@@ -407,6 +411,16 @@ impl Checker<'_> {
             self.err(node.pos, "a rule needs both src and dst");
             return None;
         };
+        if let Some(p) = &proto {
+            if !["tcp", "udp", "sctp"].contains(&p.value.as_str()) {
+                for d in dst.iter().filter(|d| d.value.ports != Ports::Any) {
+                    self.err(
+                        d.pos,
+                        format!("{} has no ports: write this destination with :*", p.value),
+                    );
+                }
+            }
+        }
         Some(Acl {
             pos: node.pos,
             src,
@@ -593,7 +607,11 @@ impl Checker<'_> {
                 ("member", _) => Autogroup::Member,
                 ("tagged", _) => Autogroup::Tagged,
                 ("self", Role::Destination) => Autogroup::SelfDevices,
-                ("internet", Role::Destination) => Autogroup::Internet,
+                ("internet", Role::Destination) if self.ctx.dedicated_shard => Autogroup::Internet,
+                ("internet", Role::Destination) => {
+                    self.err(pos, "autogroup:internet (using exit nodes) needs a shard of your own: on a shared shard it would show other tenants' exit nodes to your devices; ask the service operator for a dedicated shard");
+                    return None;
+                }
                 ("self" | "internet", _) => {
                     self.err(pos, format!("{text} can only be a destination"));
                     return None;
@@ -685,6 +703,7 @@ mod tests {
         TenantContext {
             members: vec!["alice@acme.com".into(), "bob@acme.com".into()],
             subnets: vec![Prefix::parse("10.1.0.0/16").unwrap()],
+            dedicated_shard: true,
         }
     }
 
@@ -777,6 +796,31 @@ mod tests {
         assert!(e[0].contains("tag:web is not defined in this policy's tagOwners"));
         assert!(e.iter().filter(|m| m.contains("are not ports")).count() == 2);
         assert!(e.iter().any(|m| m.contains("has no ports")));
+    }
+
+    #[test]
+    fn the_internet_only_from_a_dedicated_shard_and_ports_only_where_they_exist() {
+        let text = r#"{"acls": [
+          {"action": "accept", "src": ["*"], "dst": ["autogroup:internet:*"]},
+          {"action": "accept", "proto": "icmp", "src": ["*"], "dst": ["*:22", "*:*"]},
+        ]}"#;
+        let shared = TenantContext {
+            dedicated_shard: false,
+            ..ctx()
+        };
+        let e: Vec<String> = check(&parse(text).unwrap(), &shared)
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].contains("needs a shard of your own"), "{}", e[0]);
+        assert!(
+            e[1].starts_with("line 3, column 71: icmp has no ports"),
+            "{}",
+            e[1]
+        );
+        assert_eq!(errors(text).len(), 1, "dedicated: only the icmp port");
     }
 
     #[test]

@@ -121,6 +121,7 @@ fn build(n: usize, g: &GenTenant, next_ip: &mut u32) -> Built {
         &TenantContext {
             members: emails.clone(),
             subnets: subnets.clone(),
+            dedicated_shard: false,
         },
     )
     .unwrap_or_else(|e| panic!("generated policy refused: {e:?}\n{text}"));
