@@ -2,6 +2,7 @@
 //! port 0 and pass their own clock).
 
 use crate::config::Config;
+use crate::jobs::policy::{PolicyPusher, PushHandle, PushSettings};
 use crate::jobs::sync::{SyncHandle, SyncSettings, SyncWorker};
 use crate::oidc::Oidc;
 use crate::security::SiteOrigin;
@@ -71,6 +72,8 @@ pub struct Application {
     router: Router,
     /// The background shard sync, unless `PORTAL_SYNC_INTERVAL_SECONDS=0`.
     sync: Option<SyncHandle>,
+    /// The policy push; runs whenever the sync does (they drive the same shards).
+    push: Option<PushHandle>,
 }
 
 impl Application {
@@ -99,10 +102,19 @@ impl Application {
             )
             .spawn()
         });
+        let push = config.sync.interval.map(|_| {
+            PolicyPusher::new(
+                state.pool.clone(),
+                state.secrets.clone(),
+                PushSettings::default(),
+            )
+            .spawn()
+        });
         Ok(Application {
             listener,
             router,
             sync,
+            push,
         })
     }
 
@@ -117,6 +129,9 @@ impl Application {
         if let Some(sync) = self.sync {
             sync.shutdown().await;
         }
+        if let Some(push) = self.push {
+            push.shutdown().await;
+        }
         served
     }
 
@@ -124,6 +139,7 @@ impl Application {
     pub fn spawn(self) -> tokio::task::JoinHandle<std::io::Result<()>> {
         tokio::spawn(async move {
             let _sync = self.sync;
+            let _push = self.push;
             axum::serve(self.listener, self.router).await
         })
     }

@@ -4,6 +4,7 @@
 pub mod devices;
 pub mod keys;
 pub mod operator;
+pub mod policy;
 pub mod preferences;
 pub mod shards;
 pub mod tenant;

@@ -5,6 +5,7 @@
 //! builds the shard policy from each tenant's last good revision.
 
 use super::{rfc3339, system_tx, tenant_tx};
+use crate::api::policy::{LiveState, RevisionSummary};
 use crate::auth::TenantScope;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -24,32 +25,6 @@ pub struct Revision {
     pub restores: Option<i32>,
     /// Set when a shard refused it (Headscale's reason).
     pub rejected_reason: Option<String>,
-}
-
-/// A revision in the history list (no text).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RevisionSummary {
-    pub revision: i32,
-    pub comment: String,
-    pub author_name: String,
-    pub created_at: String,
-    pub restores: Option<i32>,
-    pub rejected_reason: Option<String>,
-}
-
-/// Where the tenant's policy stands on its shard.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LiveState {
-    /// Whether the tenant is placed on a shard at all.
-    pub placed: bool,
-    /// The revision live on the shard: `Some(None)` the default policy, `None` nothing
-    /// pushed yet.
-    pub live_revision: Option<Option<i32>>,
-    pub pushed_at: Option<String>,
-    /// A change waits for the push (since then).
-    pub pending_since: Option<String>,
-    /// The shard's last push error, when the last push failed.
-    pub push_error: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -194,6 +169,21 @@ pub async fn live_state(pool: &PgPool, scope: &TenantScope) -> Result<LiveState,
         pending_since: rfc3339(row.dirty_since),
         push_error: row.push_error,
     })
+}
+
+/// Whether the tenant's shard is dedicated to it.
+pub async fn dedicated_shard(pool: &PgPool, scope: &TenantScope) -> Result<bool, sqlx::Error> {
+    let mut tx = tenant_tx(pool, scope).await?;
+    let dedicated: Option<bool> = sqlx::query_scalar(
+        "select s.dedicated_tenant_id = t.id from tenant t join shard s on s.id = t.shard_id
+          where t.id = $1",
+    )
+    .bind(scope.tenant_id())
+    .fetch_optional(&mut *tx)
+    .await?
+    .flatten();
+    tx.commit().await?;
+    Ok(dedicated.unwrap_or(false))
 }
 
 /// Why a save did not happen.
@@ -405,6 +395,8 @@ pub struct TenantSource {
     pub device_ips: Vec<String>,
     /// The revision live on the shard now (`Some(None)`: the default).
     pub live: Option<Option<i32>>,
+    /// Whether the shard is dedicated to this tenant.
+    pub dedicated: bool,
 }
 
 /// Everything the shard's policy is built from.
@@ -422,6 +414,7 @@ pub async fn shard_sources(
         newest: Option<i32>,
         newest_body: Option<String>,
         live_body: Option<String>,
+        dedicated: bool,
     }
     let mut tx = system_tx(pool).await?;
     // The candidate is the newest revision not refused; if it is not the live one, the
@@ -429,7 +422,9 @@ pub async fn shard_sources(
     let rows = sqlx::query_as::<_, Row>(
         "select t.id, t.code, array(select unnest(t.subnets)::text) as subnets,
                 l.tenant_id is not null as live_exists, l.revision as live_revision,
-                r.revision as newest, r.body as newest_body, lr.body as live_body
+                r.revision as newest, r.body as newest_body, lr.body as live_body,
+                coalesce((select s.dedicated_tenant_id = t.id from shard s where s.id = t.shard_id),
+                         false) as dedicated
            from tenant t
            left join shard_policy_live l on l.shard_id = t.shard_id and l.tenant_id = t.id
            left join lateral (select revision, body from policy_revision
@@ -491,6 +486,7 @@ pub async fn shard_sources(
                     .map(|(_, ip)| ip.clone())
                     .collect(),
                 live: r.live_exists.then_some(live_rev),
+                dedicated: r.dedicated,
             }
         })
         .collect())

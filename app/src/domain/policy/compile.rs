@@ -380,6 +380,22 @@ impl<'a> Names<'a> {
     }
 }
 
+/// A shard's message (Headscale's error) in one tenant's names: `tag:t7k2--db` →
+/// `tag:db`, `group:t7k2--eng` → `group:eng`, `t7k2--nas` → `nas`, `t7k2.alice@` → the
+/// member's email; `users` maps emails to user names as in `TenantInput`.
+pub fn to_tenant_names(message: &str, code: &str, users: &BTreeMap<String, String>) -> String {
+    let mut out = message.to_string();
+    // Longest user names first, so `t7k2.al@` never eats part of `t7k2.alice@`.
+    let mut by_len: Vec<(&String, &String)> = users.iter().collect();
+    by_len.sort_by_key(|(_, user)| std::cmp::Reverse(user.len()));
+    for (email, user) in by_len {
+        out = out.replace(&format!("{user}@"), email);
+    }
+    out.replace(&format!("tag:{code}--"), "tag:")
+        .replace(&format!("group:{code}--"), "group:")
+        .replace(&format!("{code}--"), "")
+}
+
 fn ports_text(ports: &Ports) -> String {
     match ports {
         Ports::Any => "*".into(),
@@ -508,6 +524,19 @@ mod tests {
             [("g4x9", 1), ("t7k2", 6), ("t7k2", 7), ("t7k2", 7)]
         );
         isolation::check(&c.policy, &c.acl_sources, &shard(&two())).unwrap();
+    }
+
+    #[test]
+    fn shard_messages_read_in_the_tenants_names() {
+        let t = &two()[0];
+        assert_eq!(
+            to_tenant_names(
+                "dst=\"tag:t7k2--db\": tag not found; t7k2.alice@ in group:t7k2--eng, host t7k2--nas",
+                "t7k2",
+                &t.users
+            ),
+            "dst=\"tag:db\": tag not found; alice@acme.com in group:eng, host nas"
+        );
     }
 
     #[test]

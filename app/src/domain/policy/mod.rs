@@ -14,6 +14,8 @@ pub mod reach;
 
 use serde::{Deserialize, Serialize};
 
+pub use model::principal_of as preview_principal;
+
 /// A problem in a tenant's text, where it is and what, in a sentence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Problem {

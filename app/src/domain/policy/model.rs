@@ -141,6 +141,32 @@ pub fn check(root: &Node, ctx: &TenantContext) -> Result<TenantPolicy, Vec<Polic
     }
 }
 
+/// A principal named in the tenant's terms (`alice@acme.com`, `group:eng`, `tag:db`, a
+/// host, an address), for the preview; the sentence says what is wrong with it.
+pub fn principal_of(
+    policy: &TenantPolicy,
+    ctx: &TenantContext,
+    text: &str,
+) -> Result<Principal, String> {
+    let mut c = Checker {
+        ctx,
+        errors: Vec::new(),
+    };
+    let located = Located {
+        pos: Pos::default(),
+        value: text.trim().to_string(),
+    };
+    match c.principal(&located, policy, Role::Destination) {
+        Some(p) if c.errors.is_empty() => Ok(p.value),
+        _ => Err(c
+            .errors
+            .into_iter()
+            .next()
+            .map(|e| e.message)
+            .unwrap_or_else(|| format!("“{text}” names nothing in this policy"))),
+    }
+}
+
 struct Checker<'a> {
     ctx: &'a TenantContext,
     errors: Vec<PolicyError>,
