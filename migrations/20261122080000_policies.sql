@@ -77,13 +77,13 @@ grant select, insert, update, delete on shard_policy_live to portal_app;
 
 -- Marks a shard for a policy push. `security definer`: a tenant's transaction changes
 -- what its shard's policy is built from, but may not otherwise write shards.
-create function shard_policy_changed(shard uuid) returns void
+create function shard_policy_changed(p_shard uuid) returns void
   language sql
   security definer
   set search_path = public
   as $$
     update shard set policy_dirty_since = coalesce(policy_dirty_since, now())
-     where id = shard and status <> 'disabled';
+     where id = p_shard and status <> 'disabled';
   $$;
 revoke execute on function shard_policy_changed(uuid) from public;
 
