@@ -17,6 +17,19 @@ use crate::error::AppError;
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
+/// One saved revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revision {
+    pub revision: i32,
+    pub body: String,
+    pub comment: String,
+    pub author_name: String,
+    pub created_at: String,
+    pub restores: Option<i32>,
+    /// Set when a shard refused it (Headscale's reason).
+    pub rejected_reason: Option<String>,
+}
+
 /// A revision in the history list (no text).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevisionSummary {
@@ -39,8 +52,9 @@ pub struct LiveState {
     pub pushed_at: Option<String>,
     /// A change waits for the push (since then).
     pub pending_since: Option<String>,
-    /// The shard's last push error, when the last push failed.
-    pub push_error: Option<String>,
+    /// Whether the shard's last push failed (its policy in force is the previous one).
+    /// The shard's error itself may name other tenants, so only operators see it.
+    pub push_failed: bool,
 }
 
 /// The policy page.
@@ -559,4 +573,27 @@ pub async fn set_subnets(slug: String, #[server(default)] subnets: String) -> Re
     tracing::info!(tenant = %slug, subnets = ?list, "subnets declared");
     leptos_axum::redirect(&format!("/t/{slug}/policy?done=subnets"));
     Ok(())
+}
+
+/// One revision's text, with what it changes against the live revision.
+#[server(prefix = "/api", endpoint = "get_policy_revision")]
+pub async fn get_policy_revision(
+    slug: String,
+    revision: i32,
+) -> Result<(Revision, Vec<DiffLine>), AppError> {
+    use crate::data::policies;
+    use crate::domain::policy::diff::diff;
+    use crate::domain::role::Permission;
+    use crate::error::fail;
+    let ctx = server::Ctx::new(&slug, Permission::View).await?;
+    let r = policies::revision(&ctx.state.pool, &ctx.scope, revision)
+        .await
+        .map_err(|e| fail(e.into()))?
+        .ok_or_else(|| fail(AppError::NotFound(format!("Revision {revision}"))))?;
+    let live = policies::live_state(&ctx.state.pool, &ctx.scope)
+        .await
+        .map_err(|e| fail(e.into()))?;
+    let live_text = ctx.live_text(&live).await?;
+    let lines = diff(&live_text, &r.body);
+    Ok((r, lines))
 }

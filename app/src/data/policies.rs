@@ -5,27 +5,13 @@
 //! builds the shard policy from each tenant's last good revision.
 
 use super::{rfc3339, system_tx, tenant_tx};
-use crate::api::policy::{LiveState, RevisionSummary};
+use crate::api::policy::{LiveState, Revision, RevisionSummary};
 use crate::auth::TenantScope;
-use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use time::OffsetDateTime;
 use uuid::Uuid;
-
-/// One saved revision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Revision {
-    pub revision: i32,
-    pub body: String,
-    pub comment: String,
-    pub author_name: String,
-    pub created_at: String,
-    pub restores: Option<i32>,
-    /// Set when a shard refused it (Headscale's reason).
-    pub rejected_reason: Option<String>,
-}
 
 #[derive(sqlx::FromRow)]
 struct RevisionRow {
@@ -167,7 +153,7 @@ pub async fn live_state(pool: &PgPool, scope: &TenantScope) -> Result<LiveState,
         live_revision: row.live.map(|_| row.live_revision),
         pushed_at: rfc3339(row.pushed_at),
         pending_since: rfc3339(row.dirty_since),
-        push_error: row.push_error,
+        push_failed: row.push_error.is_some(),
     })
 }
 

@@ -11,6 +11,7 @@ use crate::ui::layout::Layout;
 use crate::ui::login_page::{LoginPage, SignedOutPage};
 use crate::ui::not_found_page::NotFoundPage;
 use crate::ui::operator_page::OperatorPage;
+use crate::ui::policy_page::PolicyPage;
 use crate::ui::shard_detail_page::ShardDetailPage;
 use crate::ui::shard_new_page::ShardNewPage;
 use crate::ui::tenant_admin_page::TenantAdminPage;
@@ -84,6 +85,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/t/:slug/devices") view=DevicesPage ssr=SsrMode::Async />
                     <Route path=path!("/t/:slug/devices/:node_id") view=DevicePage ssr=SsrMode::Async />
                     <Route path=path!("/t/:slug/keys") view=KeysPage ssr=SsrMode::Async />
+                    <Route path=path!("/t/:slug/policy") view=PolicyPage ssr=SsrMode::Async />
                     <Route path=path!("/operator") view=OperatorPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/shards/new") view=ShardNewPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/tenants/new") view=TenantNewPage ssr=SsrMode::Async />

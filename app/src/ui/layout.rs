@@ -109,6 +109,12 @@ fn SignedInNav(viewer: Viewer) -> impl IntoView {
                             >
                                 "Keys"
                             </a>
+                            <a
+                                href=format!("/t/{s}/policy")
+                                class="rounded px-2 py-1 font-medium text-slate-700 hover:bg-slate-100 dark:text-slate-200 dark:hover:bg-slate-800"
+                            >
+                                "Access controls"
+                            </a>
                         }
                     })
             }}

@@ -10,6 +10,7 @@ pub mod layout;
 pub mod login_page;
 pub mod not_found_page;
 pub mod operator_page;
+pub mod policy_page;
 pub mod shard_detail_page;
 pub mod shard_form;
 pub mod shard_new_page;

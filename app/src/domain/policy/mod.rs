@@ -5,6 +5,7 @@
 pub mod compile;
 pub mod diff;
 pub mod eval;
+pub mod highlight;
 pub mod hujson;
 pub mod isolation;
 pub mod model;
