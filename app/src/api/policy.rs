@@ -597,3 +597,17 @@ pub async fn get_policy_revision(
     let lines = diff(&live_text, &r.body);
     Ok((r, lines))
 }
+
+/// Drops the draft kept for a JavaScript-free page.
+#[server(prefix = "/api", endpoint = "discard_policy_draft")]
+pub async fn discard_policy_draft(slug: String) -> Result<(), AppError> {
+    use crate::domain::role::Permission;
+    use crate::error::fail;
+    let principal = crate::auth::current_principal().map_err(fail)?;
+    let scope = principal
+        .tenant_scope(&slug, Permission::View)
+        .map_err(fail)?;
+    drafts::drop_for(scope.person_id(), scope.tenant_id());
+    leptos_axum::redirect(&format!("/t/{slug}/policy"));
+    Ok(())
+}

@@ -9,8 +9,8 @@
 //! page, the draft kept) and "Save". With JavaScript the text is checked as it is typed.
 
 use crate::api::policy::{
-    get_policy, get_policy_revision, preview_policy, CheckPolicy, PolicyView, RevertPolicy,
-    SavePolicy, SetSubnets,
+    get_policy, get_policy_revision, preview_policy, CheckPolicy, DiscardPolicyDraft, PolicyView,
+    RevertPolicy, SavePolicy, SetSubnets,
 };
 use crate::domain::policy::diff::{Change, DiffLine};
 use crate::domain::policy::highlight::lines;
@@ -102,10 +102,15 @@ fn Policy(
         let slug = slug_check.clone();
         set_timeout(
             move || {
-                if generation.get_value() == mine {
+                // The page may have been left or re-rendered (a save) meanwhile: then
+                // its signals are gone and there is nothing to check.
+                if generation.try_get_value() != Some(mine) {
+                    return;
+                }
+                if let Some(text) = text.try_get_untracked() {
                     check.dispatch(CheckPolicy {
                         slug,
-                        text: text.get_untracked(),
+                        text,
                         comment: String::new(),
                     });
                 }
@@ -163,6 +168,15 @@ fn Policy(
             });
         }
     };
+
+    // A save that went through empties the comment for the next one.
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = save.value().get() {
+            if let Some(c) = comment_ref.get_untracked() {
+                c.set_value("");
+            }
+        }
+    });
 
     let error_lines = Memo::new(move |_| {
         shown
@@ -225,6 +239,7 @@ fn Policy(
     let latest = data.revision;
     let live_revision = data.live.live_revision.flatten();
     let slug_form = slug.clone();
+    let slug_draft = slug.clone();
 
     view! {
         <PageHeader title="Access controls" subtitle=subtitle />
@@ -234,10 +249,17 @@ fn Policy(
                 "The last push to your shard did not go through; the policy in force there is unchanged and the portal keeps trying. A revision the shard refused is marked in the history with the reason."
             </p>
         })}
-        {data.draft.then(|| view! {
-            <p class="mb-6 rounded-md border border-indigo-200 bg-indigo-50 px-4 py-3 text-sm text-indigo-900 dark:border-indigo-800 dark:bg-indigo-950 dark:text-indigo-200">
-                "This is your unsaved draft. Save it, or reload the history's newest revision to drop it."
-            </p>
+        {data.draft.then(|| {
+            let discard = ServerAction::<DiscardPolicyDraft>::new();
+            view! {
+                <div class="mb-6 flex flex-wrap items-center gap-3 rounded-md border border-indigo-200 bg-indigo-50 px-4 py-3 text-sm text-indigo-900 dark:border-indigo-800 dark:bg-indigo-950 dark:text-indigo-200">
+                    <p>"This is your unsaved draft; it is kept for 30 minutes."</p>
+                    <ActionForm action=discard attr:aria-label="Discard draft">
+                        <input type="hidden" name="slug" value=slug_draft.clone() />
+                        <button type="submit" class="btn-secondary px-2 py-1 text-xs">"Discard draft"</button>
+                    </ActionForm>
+                </div>
+            }
         })}
         <div class="grid gap-6 lg:grid-cols-3">
             <div class="space-y-6 lg:col-span-2">
