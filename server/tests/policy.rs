@@ -145,7 +145,10 @@ async fn tenants_on_one_shard_reach_only_their_own_devices(owner: PgPool) {
     assert!(matches!(first, PushOutcome::Pushed { .. }), "{first:?}");
     let client = real.client();
     let live = client.get_policy().await.unwrap().expect("a policy").policy;
-    assert!(live.contains("t7k2.alice@") && live.contains("g4x9.gina@"), "{live}");
+    assert!(
+        live.contains("t7k2.alice@") && live.contains("g4x9.gina@"),
+        "{live}"
+    );
     assert!(!live.contains("\"*\""), "never a bare *: {live}");
 
     // Two devices per tenant, by reusable keys of alice and gina.
@@ -157,10 +160,7 @@ async fn tenants_on_one_shard_reach_only_their_own_devices(owner: PgPool) {
             .unwrap_or_else(|| panic!("{name} on the shard"))
             .id
     };
-    for (user, daemons) in [
-        ("t7k2.alice", ["a1", "a2"]),
-        ("g4x9.gina", ["g1", "g2"]),
-    ] {
+    for (user, daemons) in [("t7k2.alice", ["a1", "a2"]), ("g4x9.gina", ["g1", "g2"])] {
         let key = client
             .create_pre_auth_key(&NewPreAuthKey {
                 user: Some(UserId(user_id(user).0)),
@@ -188,7 +188,12 @@ async fn tenants_on_one_shard_reach_only_their_own_devices(owner: PgPool) {
         None,
     )
     .await;
-    assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{}",
+        res.text().await.unwrap()
+    );
     let res = save(
         &acme,
         "acme",
@@ -200,7 +205,12 @@ async fn tenants_on_one_shard_reach_only_their_own_devices(owner: PgPool) {
         None,
     )
     .await;
-    assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{}",
+        res.text().await.unwrap()
+    );
     let outcome = push(&pusher, &owner, shard).await;
     assert!(
         matches!(&outcome, PushOutcome::Pushed { rejected, .. } if rejected.is_empty()),
@@ -218,7 +228,10 @@ async fn tenants_on_one_shard_reach_only_their_own_devices(owner: PgPool) {
     .unwrap();
     assert_eq!(
         live_revisions,
-        [("acme".to_string(), Some(1)), ("globex".to_string(), Some(1))]
+        [
+            ("acme".to_string(), Some(1)),
+            ("globex".to_string(), Some(1))
+        ]
     );
 
     // Refused with a sentence, and nothing changes: another tenant's tag, the tailnet
@@ -248,9 +261,17 @@ async fn tenants_on_one_shard_reach_only_their_own_devices(owner: PgPool) {
         assert!(body.contains(says), "{text}: {body}");
     }
     let res = save(&bob, "acme", r#"{"acls":[]}"#, Some(1)).await;
-    assert_eq!(res.status(), StatusCode::FORBIDDEN, "a member reads, never edits");
+    assert_eq!(
+        res.status(),
+        StatusCode::FORBIDDEN,
+        "a member reads, never edits"
+    );
     let res = save(&acme, "acme", r#"{"acls":[]}"#, None).await;
-    assert_eq!(res.status(), StatusCode::CONFLICT, "based on an old revision");
+    assert_eq!(
+        res.status(),
+        StatusCode::CONFLICT,
+        "based on an old revision"
+    );
 
     // Subnets: acme declares 10.42.0.0/16; globex may not take an overlapping range.
     let subnets = |app: &TestApp, slug: &'static str, value: &'static str| {
@@ -259,7 +280,10 @@ async fn tenants_on_one_shard_reach_only_their_own_devices(owner: PgPool) {
             .send()
     };
     assert_eq!(
-        subnets(&acme, "acme", "10.42.0.0/16").await.unwrap().status(),
+        subnets(&acme, "acme", "10.42.0.0/16")
+            .await
+            .unwrap()
+            .status(),
         StatusCode::OK
     );
     let res = subnets(&globex, "globex", "10.42.7.0/24").await.unwrap();
@@ -307,21 +331,123 @@ async fn tenants_on_one_shard_reach_only_their_own_devices(owner: PgPool) {
 
     // The history has both of globex's revisions; revert to the first opens it again.
     let page = globex.get("/t/globex/policy").await.text().await.unwrap();
-    assert!(page.contains("Revision 2") && page.contains("Revision 1"), "{page}");
+    assert!(
+        page.contains("Revision 2") && page.contains("Revision 1"),
+        "{page}"
+    );
     let res = globex
         .same_origin_post("/api/revert_policy")
-        .form(&form(&[("slug", "globex"), ("revision", "1"), ("based_on", "2")]))
+        .form(&form(&[
+            ("slug", "globex"),
+            ("revision", "1"),
+            ("based_on", "2"),
+        ]))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     push(&pusher, &owner, shard).await;
     eventually_peers(&stack, "g1", &["g2-host"]).await;
-    let audit: i64 = sqlx::query_scalar(
-        "select count(*) from audit_event where action = 'policy.saved'",
+    let audit: i64 =
+        sqlx::query_scalar("select count(*) from audit_event where action = 'policy.saved'")
+            .fetch_one(&owner)
+            .await
+            .unwrap();
+    assert_eq!(audit, 4);
+}
+
+/// A revision the shard itself refuses (Headscale 0.28 does not know the protocol
+/// `ipv6-icmp`, which 0.29 and the portal's checks accept) is marked refused with the
+/// shard's reason, the previous policy stays in force for that tenant, and the other
+/// tenant's new revision goes live in the same push.
+#[sqlx::test(migrator = "server::startup::MIGRATOR")]
+async fn a_revision_the_shard_refuses_holds_back_no_other_tenant(owner: PgPool) {
+    let bin = std::env::var("TEST_HS028_BIN").expect(
+        "TEST_HS028_BIN: the Headscale 0.28 binary (dev/test builds it with ensure_headscale_version)",
+    );
+    let stack = Stack::new();
+    let real = stack.start_shard_with("hs-pol28", 10, &bin).await;
+    let acme = TestApp::spawn(owner.clone(), Idp::real_rs256()).await;
+    let shard = add_shard(&owner, &real).await;
+    acme.sign_in("alice").await;
+    let globex = acme.another_browser("gina").await;
+    let pusher = PolicyPusher::new(app_pool(&owner), secrets(), PushSettings::default());
+    let first = push(&pusher, &owner, shard).await;
+    assert!(matches!(first, PushOutcome::Pushed { .. }), "{first:?}");
+
+    let res = save(
+        &acme,
+        "acme",
+        r#"{"acls":[{"action":"accept","proto":"ipv6-icmp","src":["*"],"dst":["*:*"]}]}"#,
+        None,
+    )
+    .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "the portal's checks accept it"
+    );
+    let res = save(
+        &globex,
+        "globex",
+        r#"{"acls":[{"action":"accept","src":["gina@globex.example"],"dst":["*:22"]}]}"#,
+        None,
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let outcome = push(&pusher, &owner, shard).await;
+    let PushOutcome::Pushed { rejected, .. } = &outcome else {
+        panic!("the push must go through for globex: {outcome:?}");
+    };
+    assert_eq!(rejected, &[("t7k2".to_string(), 1)]);
+    let (reason,): (Option<String>,) = sqlx::query_as(
+        "select rejected_reason from policy_revision r join tenant t on t.id = r.tenant_id
+          where t.slug = 'acme' and r.revision = 1",
     )
     .fetch_one(&owner)
     .await
     .unwrap();
-    assert_eq!(audit, 4);
+    let reason = reason.expect("a reason");
+    assert!(reason.to_lowercase().contains("ipv6-icmp"), "{reason}");
+    assert!(
+        !reason.contains("g4x9"),
+        "nothing of the other tenant: {reason}"
+    );
+    let live: Vec<(String, Option<i32>)> = sqlx::query_as(
+        "select t.slug, l.revision from shard_policy_live l join tenant t on t.id = l.tenant_id
+          order by t.slug",
+    )
+    .fetch_all(&owner)
+    .await
+    .unwrap();
+    assert_eq!(
+        live,
+        [("acme".to_string(), None), ("globex".to_string(), Some(1))],
+        "acme keeps the default, globex's revision is live"
+    );
+    let policy = real.client().get_policy().await.unwrap().unwrap().policy;
+    assert!(
+        policy.contains("g4x9.gina@:22") && !policy.contains("ipv6-icmp"),
+        "{policy}"
+    );
+    let page = acme.get("/t/acme/policy").await.text().await.unwrap();
+    assert!(
+        page.contains("The shard refused it"),
+        "shown in the history"
+    );
+
+    // Fixed by the next revision: it goes live.
+    let res = save(
+        &acme,
+        "acme",
+        r#"{"acls":[{"action":"accept","proto":"icmp","src":["*"],"dst":["*:*"]}]}"#,
+        Some(1),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let outcome = push(&pusher, &owner, shard).await;
+    assert!(
+        matches!(&outcome, PushOutcome::Pushed { rejected, .. } if rejected.is_empty()),
+        "{outcome:?}"
+    );
 }
