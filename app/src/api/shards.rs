@@ -40,6 +40,12 @@ pub struct ShardDetail {
     pub dedicated_to: Option<String>,
     pub tenants: Vec<ShardTenant>,
     pub orphans: Vec<OrphanNode>,
+    /// The policy push: when the shard last got its policy, whether a change waits,
+    /// and the last failure (operators see the shard's words).
+    pub policy_pushed_at: Option<String>,
+    pub policy_pending_since: Option<String>,
+    pub policy_push_error: Option<String>,
+    pub policy_push_failures: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +59,9 @@ pub struct ShardTenant {
     pub members: i64,
     /// Members whose Headscale user exists on the shard.
     pub members_on_shard: i64,
+    /// The tenant's policy revision live on the shard: `None` nothing pushed yet,
+    /// `Some(None)` the default policy.
+    pub live_revision: Option<Option<i32>>,
 }
 
 /// A node the sync could not give to a tenant of the shard.

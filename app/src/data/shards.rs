@@ -182,6 +182,10 @@ struct DetailRow {
     nodes: i64,
     online: i64,
     dedicated_to: Option<String>,
+    policy_pushed_at: Option<OffsetDateTime>,
+    policy_dirty_since: Option<OffsetDateTime>,
+    policy_push_error: Option<String>,
+    policy_push_failures: i32,
 }
 
 #[derive(sqlx::FromRow)]
@@ -194,6 +198,8 @@ struct TenantRow {
     device_quota: i32,
     members: i64,
     members_on_shard: i64,
+    live: bool,
+    live_revision: Option<i32>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -221,7 +227,9 @@ pub async fn detail(
                 (select count(*) from node n where n.shard_id = s.id and n.removed_at is null) as nodes,
                 (select count(*) from node n where n.shard_id = s.id and n.removed_at is null
                    and n.online) as online,
-                (select t.slug from tenant t where t.id = s.dedicated_tenant_id) as dedicated_to
+                (select t.slug from tenant t where t.id = s.dedicated_tenant_id) as dedicated_to,
+                s.policy_pushed_at, s.policy_dirty_since, s.policy_push_error,
+                s.policy_push_failures
            from shard s where s.cluster_id = $1",
     )
     .bind(cluster_id)
@@ -238,7 +246,11 @@ pub async fn detail(
                 (select count(*) from membership m
                    join shard_user su on su.shard_id = $1 and su.tenant_id = m.tenant_id
                                      and su.person_id = m.person_id
-                  where m.tenant_id = t.id) as members_on_shard
+                  where m.tenant_id = t.id) as members_on_shard,
+                exists (select 1 from shard_policy_live l
+                         where l.shard_id = $1 and l.tenant_id = t.id) as live,
+                (select l.revision from shard_policy_live l
+                  where l.shard_id = $1 and l.tenant_id = t.id) as live_revision
            from tenant t where t.shard_id = $1 order by t.slug",
     )
     .bind(r.id)
@@ -274,6 +286,10 @@ pub async fn detail(
         nodes: r.nodes,
         online: r.online,
         dedicated_to: r.dedicated_to,
+        policy_pushed_at: super::rfc3339(r.policy_pushed_at),
+        policy_pending_since: super::rfc3339(r.policy_dirty_since),
+        policy_push_error: r.policy_push_error,
+        policy_push_failures: r.policy_push_failures,
         tenants: tenants
             .into_iter()
             .map(|t| ShardTenant {
@@ -285,6 +301,7 @@ pub async fn detail(
                 device_quota: t.device_quota,
                 members: t.members,
                 members_on_shard: t.members_on_shard,
+                live_revision: t.live.then_some(t.live_revision),
             })
             .collect(),
         orphans: orphans

@@ -96,6 +96,20 @@ fn ShardDetailView(shard: ShardDetail) -> impl IntoView {
         (heading, e)
     });
     let dedicated_to = s.dedicated_to.clone();
+    let policy_line = match (&s.policy_pending_since, &s.policy_pushed_at) {
+        (Some(since), _) => format!("A change waits to be pushed (since {}).", utc(since)),
+        (None, Some(at)) => format!("Pushed {}; nothing waits.", utc(at)),
+        (None, None) => "Never pushed.".to_string(),
+    };
+    let policy_error = s.policy_push_error.clone().map(|e| {
+        (
+            format!(
+                "The last policy push failed ({} in a row); the shard keeps its previous policy",
+                s.policy_push_failures
+            ),
+            e,
+        )
+    });
     let tenants = s.tenants.clone();
     let orphans = s.orphans.clone();
     let settings = s.settings.clone();
@@ -130,6 +144,15 @@ fn ShardDetailView(shard: ShardDetail) -> impl IntoView {
                 })}
                 <StatusActions cluster_id=cluster_id.clone() status=status.clone() />
             </Card>
+            <Card title="Policy">
+                <p class="text-sm" data-testid="policy-push">{policy_line}</p>
+                {policy_error.map(|(heading, e)| view! {
+                    <div role="alert" class="mt-3 rounded-md border border-rose-300 bg-rose-50 px-4 py-3 text-sm text-rose-900 dark:border-rose-800 dark:bg-rose-950 dark:text-rose-200">
+                        <p class="font-medium">{heading}</p>
+                        <p class="mt-1 whitespace-pre-wrap break-words font-mono text-xs">{e}</p>
+                    </div>
+                })}
+            </Card>
             <Card title=tenants_title>
                 {if tenants.is_empty() {
                     view! { <p class="text-sm text-slate-500">"No tenant is placed here yet."</p> }.into_any()
@@ -138,7 +161,7 @@ fn ShardDetailView(shard: ShardDetail) -> impl IntoView {
                         <table class="w-full text-left text-sm">
                             <caption class="sr-only">"Tenants on this shard"</caption>
                             <thead class="text-xs uppercase text-slate-500 dark:text-slate-400">
-                                <tr><th scope="col" class="py-2">"Tenant"</th><th scope="col">"Code"</th><th scope="col">"Devices / quota"</th><th scope="col">"Members on shard"</th><th scope="col">"Status"</th></tr>
+                                <tr><th scope="col" class="py-2">"Tenant"</th><th scope="col">"Code"</th><th scope="col">"Devices / quota"</th><th scope="col">"Members on shard"</th><th scope="col">"Live policy"</th><th scope="col">"Status"</th></tr>
                             </thead>
                             <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
                                 {tenants.iter().map(|t| view! {
@@ -150,6 +173,11 @@ fn ShardDetailView(shard: ShardDetail) -> impl IntoView {
                                             {format!("{} / {}", t.members_on_shard, t.members)}
                                             {(t.members_on_shard < t.members).then(|| view! { <span class="ml-1 text-xs text-amber-700 dark:text-amber-300">"(rest at next sync)"</span> })}
                                         </td>
+                                        <td class="text-xs">{match t.live_revision {
+                                            None => "not pushed".to_string(),
+                                            Some(None) => "default".to_string(),
+                                            Some(Some(n)) => format!("revision {n}"),
+                                        }}</td>
                                         <td><TenantStatus suspended=t.suspended /></td>
                                     </tr>
                                 }).collect_view()}
