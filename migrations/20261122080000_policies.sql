@@ -43,6 +43,9 @@ grant update (rejected_at, rejected_reason) on policy_revision to portal_app;
 -- the shard waits for a push; a push clears it only if nothing changed meanwhile.
 alter table shard
   add column policy_dirty_since     timestamptz,
+  -- Counts changes; a push clears the mark only if no change came after its claim
+  -- (a change during a push keeps the shard marked).
+  add column policy_change_seq      bigint not null default 0,
   add column policy_lease_owner     uuid,
   add column policy_lease_until     timestamptz,
   add column policy_pushed_at       timestamptz,
@@ -53,8 +56,9 @@ alter table shard
   add column policy_hash            text;
 
 -- Every shard gets its first policy from the portal: until then a shard without a
--- policy lets every node reach every other, across tenants.
+-- policy lets every node reach every other, across tenants. New shards too.
 update shard set policy_dirty_since = now();
+alter table shard alter column policy_dirty_since set default now();
 
 create index shard_policy_dirty_idx on shard (policy_dirty_since)
   where policy_dirty_since is not null;
@@ -82,7 +86,8 @@ create function shard_policy_changed(p_shard uuid) returns void
   security definer
   set search_path = public
   as $$
-    update shard set policy_dirty_since = coalesce(policy_dirty_since, now())
+    update shard set policy_dirty_since = coalesce(policy_dirty_since, now()),
+                     policy_change_seq = policy_change_seq + 1
      where id = p_shard and status <> 'disabled';
   $$;
 revoke execute on function shard_policy_changed(uuid) from public;

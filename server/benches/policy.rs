@@ -53,7 +53,10 @@ struct Tenant {
 fn tenant(i: usize, rules: usize, marker: u16) -> Tenant {
     let code = format!("b{i:03}");
     let emails: Vec<String> = (0..20).map(|m| format!("m{m}@t{i}.example")).collect();
-    let subnets = vec![format!("10.{}.0.0/16", i % 250), format!("172.{}.{}.0/24", 16 + i / 250, i % 250)];
+    let subnets = vec![
+        format!("10.{}.0.0/16", i % 250),
+        format!("172.{}.{}.0/24", 16 + i / 250, i % 250),
+    ];
     let groups: Vec<String> = (0..5)
         .map(|g| {
             let members: Vec<String> = emails[g * 4..g * 4 + 4]
@@ -94,7 +97,7 @@ fn tenant(i: usize, rules: usize, marker: u16) -> Tenant {
                     "{{\"action\": \"accept\", \"src\": [\"group:g0\"], \"dst\": [\"tag:t0:{marker}\"]}}"
                 )
             } else {
-                let proto = if r % 11 == 0 { "\"proto\": \"udp\", " } else { "" };
+                let proto = if r % 11 == 5 { "\"proto\": \"udp\", " } else { "" };
                 format!(
                     "{{\"action\": \"accept\", {proto}\"src\": [{}], \"dst\": [{}]}}",
                     sources(r),
@@ -122,7 +125,12 @@ fn tenant(i: usize, rules: usize, marker: u16) -> Tenant {
 fn stats(mut ms: Vec<f64>) -> String {
     ms.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
     let p = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
-    format!("min {:>8.2}  p50 {:>8.2}  max {:>8.2} ms", ms[0], p(0.5), ms[ms.len() - 1])
+    format!(
+        "min {:>8.2}  p50 {:>8.2}  max {:>8.2} ms",
+        ms[0],
+        p(0.5),
+        ms[ms.len() - 1]
+    )
 }
 
 fn compile_bench(n: usize, rules: usize, iters: usize) -> BenchResult<()> {
@@ -134,7 +142,11 @@ fn compile_bench(n: usize, rules: usize, iters: usize) -> BenchResult<()> {
     );
     let ctx = |t: &Tenant| TenantContext {
         members: t.emails.clone(),
-        subnets: t.subnets.iter().map(|s| Prefix::parse(s).expect("subnet")).collect(),
+        subnets: t
+            .subnets
+            .iter()
+            .map(|s| Prefix::parse(s).expect("subnet"))
+            .collect(),
         dedicated_shard: false,
     };
     let (mut check_ms, mut compile_ms, mut isolation_ms, mut total_ms) =
@@ -188,25 +200,39 @@ fn compile_bench(n: usize, rules: usize, iters: usize) -> BenchResult<()> {
     );
     println!("compile (with text)          {}", stats(compile_ms));
     println!("isolation check              {}", stats(isolation_ms));
-    println!("compile + isolation check    {}  (target <= 50 ms)", stats(total_ms));
+    println!(
+        "compile + isolation check    {}  (target <= 50 ms)",
+        stats(total_ms)
+    );
     Ok(())
 }
 
 async fn save_to_live(n: usize, rules: usize, saves: usize) -> BenchResult<()> {
-    let (Ok(url), Ok(key_file)) = (std::env::var("BENCH_HS_URL"), std::env::var("BENCH_HS_APIKEY_FILE")) else {
+    let (Ok(url), Ok(key_file)) = (
+        std::env::var("BENCH_HS_URL"),
+        std::env::var("BENCH_HS_APIKEY_FILE"),
+    ) else {
         println!("save to live: skipped (BENCH_HS_URL / BENCH_HS_APIKEY_FILE not set; dev/bench-policy sets them)");
         return Ok(());
     };
     let api_key = std::fs::read_to_string(&key_file)?.trim().to_string();
     let owner_url = std::env::var("DATABASE_URL")?;
     let db = std::env::var("BENCH_DATABASE").unwrap_or_else(|_| "policy_bench".into());
-    let admin = PgPoolOptions::new().max_connections(1).connect(&owner_url).await?;
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&owner_url)
+        .await?;
     sqlx::query(&format!("drop database if exists {db} with (force)"))
         .execute(&admin)
         .await?;
-    sqlx::query(&format!("create database {db}")).execute(&admin).await?;
+    sqlx::query(&format!("create database {db}"))
+        .execute(&admin)
+        .await?;
     let owner_opts = PgConnectOptions::from_str(&owner_url)?.database(&db);
-    let owner = PgPoolOptions::new().max_connections(4).connect_with(owner_opts.clone()).await?;
+    let owner = PgPoolOptions::new()
+        .max_connections(4)
+        .connect_with(owner_opts.clone())
+        .await?;
     server::startup::MIGRATOR.run(&owner).await?;
     let app: PgPool = PgPoolOptions::new()
         .max_connections(8)
@@ -295,7 +321,10 @@ async fn save_to_live(n: usize, rules: usize, saves: usize) -> BenchResult<()> {
         Ok(started.elapsed())
     };
     let first = wait(9999).await?;
-    println!("first push of all {n} tenants live after {:.0} ms", first.as_secs_f64() * 1e3);
+    println!(
+        "first push of all {n} tenants live after {:.0} ms",
+        first.as_secs_f64() * 1e3
+    );
     let mut ms = Vec::new();
     for k in 0..saves {
         let i = (k * 37) % n;
@@ -315,7 +344,10 @@ async fn save_to_live(n: usize, rules: usize, saves: usize) -> BenchResult<()> {
         ms.push(took.as_secs_f64() * 1e3);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    println!("save to live on the shard    {}  ({saves} saves)", stats(ms));
+    println!(
+        "save to live on the shard    {}  ({saves} saves)",
+        stats(ms)
+    );
     handle.shutdown().await;
     Ok(())
 }

@@ -308,6 +308,7 @@ pub struct PushClaim {
     pub worker: Uuid,
     /// The change the push answers; a later change keeps the shard dirty.
     pub dirty_since: OffsetDateTime,
+    pub change_seq: i64,
     pub failures: i32,
 }
 
@@ -326,6 +327,7 @@ pub async fn claim_push(
         api_url: String,
         api_key_sealed: Vec<u8>,
         policy_dirty_since: OffsetDateTime,
+        policy_change_seq: i64,
         policy_push_failures: i32,
     }
     let mut tx = system_tx(pool).await?;
@@ -347,7 +349,7 @@ pub async fn claim_push(
                   for update skip locked) due
           where s.id = due.id
          returning s.id, s.cluster_id, s.api_url, s.api_key_sealed, s.policy_dirty_since,
-                   s.policy_push_failures",
+                   s.policy_change_seq, s.policy_push_failures",
     )
     .bind(worker)
     .bind(debounce.as_secs_f64())
@@ -362,6 +364,7 @@ pub async fn claim_push(
         api_key_sealed: r.api_key_sealed,
         worker,
         dirty_since: r.policy_dirty_since,
+        change_seq: r.policy_change_seq,
         failures: r.policy_push_failures,
     }))
 }
@@ -490,12 +493,12 @@ pub async fn record_pushed(
     sqlx::query(
         "update shard set policy_pushed_at = now(), policy_hash = $3, policy_push_failures = 0,
                 policy_push_error = null, policy_lease_owner = null, policy_lease_until = null,
-                policy_dirty_since = case when policy_dirty_since <= $2 then null
+                policy_dirty_since = case when policy_change_seq = $2 then null
                                           else policy_dirty_since end
           where id = $1 and policy_lease_owner = $4",
     )
     .bind(claim.shard_id)
-    .bind(claim.dirty_since)
+    .bind(claim.change_seq)
     .bind(hash)
     .bind(claim.worker)
     .execute(&mut *tx)
@@ -571,9 +574,13 @@ pub async fn mark_rejected(
 /// Marks a shard for a push (tests; the operator's "push now").
 pub async fn mark_dirty(pool: &PgPool, shard_id: Uuid) -> Result<(), sqlx::Error> {
     let mut tx = system_tx(pool).await?;
-    sqlx::query("update shard set policy_dirty_since = now() - interval '1 hour', policy_push_attempt_at = null where id = $1")
-        .bind(shard_id)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "update shard set policy_dirty_since = now() - interval '1 hour',
+                policy_change_seq = policy_change_seq + 1, policy_push_attempt_at = null
+          where id = $1",
+    )
+    .bind(shard_id)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await
 }

@@ -306,3 +306,73 @@ async fn the_device_search_matches_what_the_list_shows_and_only_the_tenants(owne
     assert_eq!(view.tags, ["tag:db", "tag:web"]);
     assert_eq!(view.owners.len(), 1);
 }
+
+/// A change made while a push is under way keeps the shard marked: the push answered
+/// the state at its claim, not the change.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_policy_change_during_a_push_is_pushed_again(owner: PgPool) {
+    use crate::data::policies::{claim_push, record_pushed};
+    use std::time::Duration;
+
+    let pool = app_pool(&owner);
+    let acme = tenant(&pool, "acme", "t7k2").await;
+    let secrets = SecretBox::new(&[1u8; 32]).unwrap();
+    let shard = shards::upsert(
+        &pool,
+        &secrets,
+        &shards::NewShard {
+            cluster_id: "hs-a".into(),
+            name: "A".into(),
+            region: "eu".into(),
+            login_server_url: "https://a.example".into(),
+            api_url: "https://a.example".into(),
+            node_capacity: 300,
+        },
+        "hskey-api-secret-value",
+    )
+    .await
+    .unwrap();
+    sqlx::query("update tenant set shard_id = $1")
+        .bind(shard)
+        .execute(&owner)
+        .await
+        .unwrap();
+    let dirty = || async {
+        sqlx::query_scalar::<_, bool>("select policy_dirty_since is not null from shard")
+            .fetch_one(&owner)
+            .await
+            .unwrap()
+    };
+    assert!(dirty().await, "a new shard and a placement mark it");
+
+    let worker = Uuid::new_v4();
+    let claim = claim_push(&pool, worker, Duration::ZERO, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("due");
+    assert!(
+        claim_push(&pool, Uuid::new_v4(), Duration::ZERO, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_none(),
+        "one push per shard at a time"
+    );
+    // A revision saved while the push runs.
+    sqlx::query(
+        "insert into policy_revision (tenant_id, revision, body, author_name)
+         values ($1, 1, '{\"acls\": []}', 'test')",
+    )
+    .bind(acme)
+    .execute(&owner)
+    .await
+    .unwrap();
+    record_pushed(&pool, &claim, "hash", &[(acme, None)]).await.unwrap();
+    assert!(dirty().await, "the change waits for the next push");
+
+    let again = claim_push(&pool, worker, Duration::ZERO, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("due again");
+    record_pushed(&pool, &again, "hash2", &[(acme, Some(1))]).await.unwrap();
+    assert!(!dirty().await, "nothing changed during this one");
+}
