@@ -65,6 +65,16 @@ fn form<'a>(pairs: &[(&'a str, &'a str)]) -> Vec<(&'a str, String)> {
     pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
 }
 
+/// The first Tailscale address of daemon `name`.
+async fn address(stack: &Stack, name: &str) -> String {
+    let status: serde_json::Value =
+        serde_json::from_str(&stack.status_json(name).await).expect("status JSON");
+    status["Self"]["TailscaleIPs"][0]
+        .as_str()
+        .expect("an address")
+        .to_string()
+}
+
 /// Pushes the shard now (no debounce) and returns what happened.
 async fn push(pusher: &PolicyPusher, owner: &PgPool, shard: Uuid) -> PushOutcome {
     mark_dirty(&app_pool(owner), shard).await.unwrap();
@@ -219,6 +229,24 @@ async fn tenants_on_one_shard_reach_only_their_own_devices(owner: PgPool) {
     eventually_peers(&stack, "a1", &["a2-host"]).await;
     eventually_peers(&stack, "g1", &["g2-host"]).await;
     eventually_peers(&stack, "g2", &["g1-host"]).await;
+    // Reach, not just sight: a pong within each tenant, none across.
+    let (a2, g1, g2) = (
+        address(&stack, "a2").await,
+        address(&stack, "g1").await,
+        address(&stack, "g2").await,
+    );
+    for (from, to, what) in [
+        ("a1", &a2, "acme reaches acme"),
+        ("g1", &g2, "globex reaches globex"),
+    ] {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while !stack.ping(from, to).await {
+            assert!(Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    assert!(!stack.ping("a1", &g1).await, "acme never reaches globex");
+    assert!(!stack.ping("g2", &a2).await, "globex never reaches acme");
     let live_revisions: Vec<(String, Option<i32>)> = sqlx::query_as(
         "select t.slug, l.revision from shard_policy_live l join tenant t on t.id = l.tenant_id
           order by t.slug",

@@ -351,10 +351,15 @@ async fn a_policy_change_during_a_push_is_pushed_again(owner: PgPool) {
         .unwrap()
         .expect("due");
     assert!(
-        claim_push(&pool, Uuid::new_v4(), Duration::ZERO, Duration::from_secs(60))
-            .await
-            .unwrap()
-            .is_none(),
+        claim_push(
+            &pool,
+            Uuid::new_v4(),
+            Duration::ZERO,
+            Duration::from_secs(60)
+        )
+        .await
+        .unwrap()
+        .is_none(),
         "one push per shard at a time"
     );
     // A revision saved while the push runs.
@@ -366,13 +371,17 @@ async fn a_policy_change_during_a_push_is_pushed_again(owner: PgPool) {
     .execute(&owner)
     .await
     .unwrap();
-    record_pushed(&pool, &claim, "hash", &[(acme, None)]).await.unwrap();
+    record_pushed(&pool, &claim, "hash", &[(acme, None)])
+        .await
+        .unwrap();
     assert!(dirty().await, "the change waits for the next push");
 
     let again = claim_push(&pool, worker, Duration::ZERO, Duration::from_secs(60))
         .await
         .unwrap()
         .expect("due again");
-    record_pushed(&pool, &again, "hash2", &[(acme, Some(1))]).await.unwrap();
+    record_pushed(&pool, &again, "hash2", &[(acme, Some(1))])
+        .await
+        .unwrap();
     assert!(!dirty().await, "nothing changed during this one");
 }

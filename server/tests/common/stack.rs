@@ -245,6 +245,25 @@ impl Stack {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `tailscale ping` from daemon `name` to `ip` (one try, 5 s): whether a pong came.
+    #[allow(dead_code)]
+    pub async fn ping(&self, name: &str, ip: &str) -> bool {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(r#"source "$1"; shift; ts_cli "$@""#)
+            .arg("bash")
+            .arg(Self::lib("tailscale.sh"))
+            .arg(self.state())
+            .arg(name)
+            .args(["ping", "-c", "1", "--timeout", "5s", ip])
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .expect("tailscale ping");
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("pong")
+    }
+
     /// Stops tailscaled `name` (the device goes away without logging out).
     pub async fn stop_daemon(&self, name: &str) {
         Self::helper("tailscale.sh", "ts_stop", &[self.state(), name]).await;
