@@ -3,6 +3,8 @@
 //! tenant's policy on the shard into the one Headscale policy.
 
 pub mod compile;
+#[cfg(test)]
+mod corpus_tests;
 pub mod diff;
 pub mod eval;
 pub mod highlight;
