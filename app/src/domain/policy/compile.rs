@@ -170,7 +170,7 @@ pub fn compile(tenants: &[TenantInput], with_tests: bool) -> Result<Compiled, Ve
                 .collect();
             for (src, dsts) in [(src, other), (people, own)] {
                 let dst = dedup(dsts.iter().flat_map(|d| {
-                    let ports = ports_text(&d.value.ports);
+                    let ports = d.value.ports.to_string();
                     n.expand(&d.value.target, Side::Dst)
                         .into_iter()
                         .map(move |target| format!("{target}:{ports}"))
@@ -394,23 +394,6 @@ pub fn to_tenant_names(message: &str, code: &str, users: &BTreeMap<String, Strin
     out.replace(&format!("tag:{code}--"), "tag:")
         .replace(&format!("group:{code}--"), "group:")
         .replace(&format!("{code}--"), "")
-}
-
-fn ports_text(ports: &Ports) -> String {
-    match ports {
-        Ports::Any => "*".into(),
-        Ports::List(list) => list
-            .iter()
-            .map(|(a, b)| {
-                if a == b {
-                    a.to_string()
-                } else {
-                    format!("{a}-{b}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(","),
-    }
 }
 
 /// Keeps the first of each name, in order.

@@ -260,21 +260,7 @@ pub fn principal_text(p: &Principal) -> String {
 }
 
 pub fn destination_text(d: &Destination) -> String {
-    let ports = match &d.ports {
-        Ports::Any => "*".to_string(),
-        Ports::List(list) => list
-            .iter()
-            .map(|(a, b)| {
-                if a == b {
-                    a.to_string()
-                } else {
-                    format!("{a}-{b}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(","),
-    };
-    format!("{}:{ports}", principal_text(&d.target))
+    format!("{}:{}", principal_text(&d.target), d.ports)
 }
 
 #[cfg(test)]

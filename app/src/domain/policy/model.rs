@@ -68,6 +68,26 @@ pub enum Ports {
     List(Vec<(u16, u16)>),
 }
 
+/// As written in a policy: `*`, or `22,80-90,443`.
+impl std::fmt::Display for Ports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ports::Any => f.write_str("*"),
+            Ports::List(list) => {
+                for (i, (a, b)) in list.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "," };
+                    if a == b {
+                        write!(f, "{sep}{a}")?;
+                    } else {
+                        write!(f, "{sep}{a}-{b}")?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destination {
     pub target: Principal,
