@@ -307,21 +307,9 @@ impl PolicyPusher {
         let (compiled, _) = build(tenants, take, shard, with_tests)?;
         if !with_tests {
             // 0.28 has no check: the PUT of the whole policy is the check.
-            return match client.set_policy(&compiled.text()).await {
-                Ok(_) => Ok(Ok(())),
-                Err(e) if e.kind() == HeadscaleErrorKind::Rejected => {
-                    Ok(Err(e.detail().unwrap_or(&e.to_string()).to_string()))
-                }
-                Err(e) => Err(e.to_string()),
-            };
+            return refusal(client.set_policy(&compiled.text()).await.map(|_| ()));
         }
-        match client.check_policy(&compiled.text()).await {
-            Ok(()) => Ok(Ok(())),
-            Err(e) if e.kind() == HeadscaleErrorKind::Rejected => {
-                Ok(Err(e.detail().unwrap_or(&e.to_string()).to_string()))
-            }
-            Err(e) => Err(e.to_string()),
-        }
+        refusal(client.check_policy(&compiled.text()).await)
     }
 
     /// Checks (0.29+) and sets the policy taking the candidates marked in `take`.
@@ -336,21 +324,27 @@ impl PolicyPusher {
         with_tests: bool,
     ) -> Result<Result<(Compiled, Vec<(Uuid, Option<i32>)>), String>, String> {
         let (compiled, live) = build(tenants, take, shard, with_tests)?;
+        let text = compiled.text();
         if with_tests {
-            if let Err(reason) = self
-                .try_check(client, tenants, take, shard, with_tests)
-                .await?
-            {
+            if let Err(reason) = refusal(client.check_policy(&text).await)? {
                 return Ok(Err(reason));
             }
         }
-        match client.set_policy(&compiled.text()).await {
-            Ok(_) => Ok(Ok((compiled, live))),
-            Err(e) if e.kind() == HeadscaleErrorKind::Rejected => {
-                Ok(Err(e.detail().unwrap_or(&e.to_string()).to_string()))
-            }
-            Err(e) => Err(e.to_string()),
+        Ok(refusal(client.set_policy(&text).await.map(|_| ()))?.map(|()| (compiled, live)))
+    }
+}
+
+/// A shard's answer: `Ok(Err(reason))` when it refused the policy (Headscale's words),
+/// `Err` when it could not answer.
+fn refusal(
+    answer: Result<(), app::headscale::HeadscaleError>,
+) -> Result<Result<(), String>, String> {
+    match answer {
+        Ok(()) => Ok(Ok(())),
+        Err(e) if e.kind() == HeadscaleErrorKind::Rejected => {
+            Ok(Err(e.detail().unwrap_or(&e.to_string()).to_string()))
         }
+        Err(e) => Err(e.to_string()),
     }
 }
 
