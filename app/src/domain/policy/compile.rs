@@ -18,7 +18,14 @@
 //!   that run tests (`with_tests`) the compiler adds generated ones, by address, which
 //!   always resolve: one device of each tenant may not reach one device of the next
 //!   tenant (in code order, so n tenants cost n tests, not n²). The portal's own
-//!   isolation check (`isolation::check`) covers every pair before any push.
+//!   isolation check (`isolation::check_all`) covers every pair before any push.
+//! - `ssh` rules are namespaced the same way: `autogroup:member` and `autogroup:tagged`
+//!   sources become the tenant's users and tags, `autogroup:self` stays (it only ever
+//!   means the source's own devices), a member becomes its user. `autogroup:member` as a
+//!   destination stays only on a shard with one tenant (the model lets only tenants on a
+//!   dedicated shard write it): expanded to users, Headscale would refuse it, since it
+//!   takes a user as an ssh destination only from that same user. Tenants' `sshTests`
+//!   stay with the portal, for the same reason as `tests`.
 //! - Subnets and auto-approved routes of two tenants on one shard may not overlap
 //!   (Headscale elects one primary router per prefix for the whole shard).
 //!
@@ -26,7 +33,9 @@
 //! order, objects with sorted keys; the same inputs give the same bytes.
 
 use super::hujson::Pos;
-use super::model::{Acl, Autogroup, Destination, Ports, Principal, TenantPolicy};
+use super::model::{
+    Acl, Autogroup, CheckPeriod, Destination, Ports, Principal, SshAction, TenantPolicy,
+};
 use crate::domain::routes::Prefix;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -77,6 +86,8 @@ pub struct Compiled {
     pub policy: Value,
     /// For each entry of `policy.acls`: the tenant and the rule's place in its text.
     pub acl_sources: Vec<(String, Pos)>,
+    /// For each entry of `policy.ssh`: the tenant and the rule's place in its text.
+    pub ssh_sources: Vec<(String, Pos)>,
 }
 
 impl Compiled {
@@ -134,6 +145,9 @@ pub fn compile(tenants: &[TenantInput], with_tests: bool) -> Result<Compiled, Ve
     let mut tag_owners = Map::new();
     let mut acls = Vec::new();
     let mut acl_sources = Vec::new();
+    let mut ssh = Vec::new();
+    let mut ssh_sources = Vec::new();
+    let single_tenant = sorted.len() == 1;
     let mut routes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut exit_node = Vec::new();
     let mut tests = Vec::new();
@@ -189,6 +203,38 @@ pub fn compile(tenants: &[TenantInput], with_tests: bool) -> Result<Compiled, Ve
                 acl_sources.push((t.code.clone(), acl.pos));
             }
         }
+        for rule in &t.policy.ssh {
+            let src = dedup(rule.src.iter().flat_map(|s| n.expand(&s.value, Side::Src)));
+            let dst = dedup(
+                rule.dst
+                    .iter()
+                    .flat_map(|d| n.ssh_destination(&d.value, single_tenant)),
+            );
+            if src.is_empty() || dst.is_empty() {
+                continue;
+            }
+            let mut entry = Map::new();
+            let action = match rule.action {
+                SshAction::Accept => "accept",
+                SshAction::Check => "check",
+            };
+            entry.insert("action".into(), json!(action));
+            entry.insert("src".into(), json!(src));
+            entry.insert("dst".into(), json!(dst));
+            let users = dedup(rule.users.iter().map(|u| u.value.clone()));
+            entry.insert("users".into(), json!(users));
+            match rule.check_period.as_ref().map(|p| &p.value) {
+                Some(CheckPeriod::Always) => {
+                    entry.insert("checkPeriod".into(), json!("always"));
+                }
+                Some(CheckPeriod::Every(period)) => {
+                    entry.insert("checkPeriod".into(), json!(period));
+                }
+                None => {}
+            }
+            ssh.push(Value::Object(entry));
+            ssh_sources.push((t.code.clone(), rule.pos));
+        }
         for (prefix, approvers) in &t.policy.auto_approve_routes {
             let entry = routes.entry(prefix.value.to_string()).or_default();
             entry.extend(
@@ -236,12 +282,16 @@ pub fn compile(tenants: &[TenantInput], with_tests: bool) -> Result<Compiled, Ve
         }
         policy.insert("autoApprovers".into(), Value::Object(approvers));
     }
+    if !ssh.is_empty() {
+        policy.insert("ssh".into(), Value::Array(ssh));
+    }
     if !tests.is_empty() {
         policy.insert("tests".into(), Value::Array(tests));
     }
     Ok(Compiled {
         policy: Value::Object(policy),
         acl_sources,
+        ssh_sources,
     })
 }
 
@@ -380,6 +430,23 @@ impl<'a> Names<'a> {
     }
 }
 
+impl Names<'_> {
+    /// What an ssh destination stands for on the shard. `autogroup:member` is kept only
+    /// when the tenant is alone on the shard. The checker allows it only to a tenant
+    /// with a dedicated shard; should such a policy still meet other tenants on one
+    /// shard, it is left out: the rule then lets in less, never other tenants' devices,
+    /// and the other tenants' pushes are not held up.
+    fn ssh_destination(&self, p: &Principal, single_tenant: bool) -> Vec<String> {
+        match p {
+            Principal::Autogroup(Autogroup::Member) if single_tenant => {
+                vec!["autogroup:member".into()]
+            }
+            Principal::Autogroup(Autogroup::Member) => vec![],
+            other => self.expand(other, Side::Dst),
+        }
+    }
+}
+
 /// A shard's message (Headscale's error) in one tenant's names: `tag:t7k2--db` →
 /// `tag:db`, `group:t7k2--eng` → `group:eng`, `t7k2--nas` → `nas`, `t7k2.alice@` → the
 /// member's email; `users` maps emails to user names as in `TenantInput`.
@@ -506,7 +573,7 @@ mod tests {
                 .collect::<Vec<_>>(),
             [("g4x9", 1), ("t7k2", 6), ("t7k2", 7), ("t7k2", 7)]
         );
-        isolation::check(&c.policy, &c.acl_sources, &shard(&two())).unwrap();
+        isolation::check_all(&c, &shard(&two())).unwrap();
     }
 
     #[test]
@@ -595,5 +662,139 @@ mod tests {
             v.message.contains("not inside this tenant's subnets"),
             "{v:?}"
         );
+    }
+
+    const SSH_TENANT: &str = r#"{
+      "groups": {"group:eng": ["alice@acme.com"]},
+      "tagOwners": {"tag:server": ["group:eng"], "tag:ci": []},
+      "ssh": [
+        {"action": "accept", "src": ["group:eng", "tag:ci"], "dst": ["tag:server"], "users": ["root"]},
+        {"action": "check", "src": ["autogroup:member"], "dst": ["autogroup:self", "autogroup:tagged"], "users": ["autogroup:nonroot", "ubuntu"], "checkPeriod": "1h"},
+        {"action": "accept", "src": ["bob@acme.com"], "dst": ["bob@acme.com"], "users": ["bob"]},
+        {"action": "accept", "src": ["carol@acme.com"], "dst": ["tag:ci"], "users": ["root"]},
+      ],
+      "sshTests": [{"src": "alice@acme.com", "dst": ["tag:server"], "accept": ["root"]}],
+    }"#;
+
+    /// Acme with ssh rules (carol has no user on the shard yet) beside Globex.
+    fn with_ssh() -> Vec<TenantInput> {
+        let mut acme = tenant(
+            "t7k2",
+            &["alice@acme.com", "bob@acme.com", "carol@acme.com"],
+            &["10.1.0.0/16"],
+            SSH_TENANT,
+        );
+        acme.users.remove("carol@acme.com");
+        let globex = tenant("g4x9", &["gina@globex.com"], &["10.2.0.0/16"], GLOBEX);
+        vec![acme, globex]
+    }
+
+    #[test]
+    fn ssh_rules_are_namespaced_and_stay_in_the_tenant() {
+        let c = compile(&with_ssh(), true).unwrap();
+        let expected = json!({
+            "groups": {"group:t7k2--eng": ["t7k2.alice@"]},
+            "tagOwners": {"tag:t7k2--server": ["group:t7k2--eng"], "tag:t7k2--ci": []},
+            "acls": [
+                {"action": "accept", "src": ["g4x9.gina@", "10.2.0.0/16"],
+                 "dst": ["g4x9.gina@:*", "10.2.0.0/16:*"]},
+            ],
+            "ssh": [
+                {"action": "accept", "src": ["group:t7k2--eng", "tag:t7k2--ci"],
+                 "dst": ["tag:t7k2--server"], "users": ["root"]},
+                {"action": "check", "src": ["t7k2.alice@", "t7k2.bob@"],
+                 "dst": ["autogroup:self", "tag:t7k2--server", "tag:t7k2--ci"],
+                 "users": ["autogroup:nonroot", "ubuntu"], "checkPeriod": "1h"},
+                {"action": "accept", "src": ["t7k2.bob@"], "dst": ["t7k2.bob@"], "users": ["bob"]},
+            ],
+        });
+        assert_eq!(c.policy, expected, "{}", c.text());
+        assert_eq!(
+            c.ssh_sources
+                .iter()
+                .map(|(c, p)| (c.as_str(), p.line))
+                .collect::<Vec<_>>(),
+            [("t7k2", 5), ("t7k2", 6), ("t7k2", 7)],
+            "carol's rule names nobody on the shard and is left out"
+        );
+        assert!(!c.text().contains("sshTests"), "the portal runs them");
+        let shard = shard(&with_ssh());
+        isolation::check_all(&c, &shard).unwrap();
+        isolation::check(&c.policy, &c.acl_sources, &shard).unwrap();
+        let mut reversed = with_ssh();
+        reversed.reverse();
+        assert_eq!(c.text(), compile(&reversed, true).unwrap().text());
+    }
+
+    #[test]
+    fn autogroup_member_as_an_ssh_destination_only_on_a_shard_of_its_own() {
+        let text = r#"{"ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:member", "autogroup:self"], "users": ["root"]}]}"#;
+        let ctx = TenantContext {
+            members: vec!["alice@acme.com".into()],
+            subnets: vec![],
+            dedicated_shard: true,
+        };
+        let mut acme = tenant("t7k2", &["alice@acme.com"], &["10.1.0.0/16"], GLOBEX);
+        acme.policy = check(&parse(text).unwrap(), &ctx).unwrap();
+        let alone = compile(std::slice::from_ref(&acme), true).unwrap();
+        assert_eq!(
+            alone.policy["ssh"],
+            json!([{"action": "accept", "src": ["t7k2.alice@"],
+                    "dst": ["autogroup:member", "autogroup:self"], "users": ["root"]}])
+        );
+        isolation::check_all(&alone, &shard(std::slice::from_ref(&acme))).unwrap();
+
+        // Beside another tenant it would name every member of the shard: left out.
+        let ts = vec![
+            acme,
+            tenant("g4x9", &["gina@globex.com"], &["10.2.0.0/16"], GLOBEX),
+        ];
+        let shared = compile(&ts, true).unwrap();
+        assert_eq!(shared.policy["ssh"][0]["dst"], json!(["autogroup:self"]));
+        isolation::check_all(&shared, &shard(&ts)).unwrap();
+        let mut tampered = shared.clone();
+        tampered.policy["ssh"][0]["dst"] = json!(["autogroup:member"]);
+        let v = isolation::check_all(&tampered, &shard(&ts)).unwrap_err();
+        assert!(
+            v[0].message.contains("destination autogroup:member"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn the_isolation_check_catches_a_tampered_ssh_rule() {
+        let ts = with_ssh();
+        let c = compile(&ts, true).unwrap();
+        let tampered = |f: &dyn Fn(&mut Value)| {
+            let mut t = c.clone();
+            f(&mut t.policy);
+            isolation::check_all(&t, &shard(&ts)).unwrap_err().remove(0)
+        };
+        let v = tampered(&|p| p["ssh"][0]["src"] = json!(["g4x9.gina@"]));
+        assert_eq!((v.code.as_str(), v.pos.map(|p| p.line)), ("t7k2", Some(5)));
+        assert!(v.message.contains("source g4x9.gina@"), "{v:?}");
+        let v = tampered(&|p| p["ssh"][1]["src"] = json!(["autogroup:member"]));
+        assert!(v.message.contains("source autogroup:member"), "{v:?}");
+        let v = tampered(&|p| p["ssh"][1]["dst"] = json!(["tag:g4x9--db"]));
+        assert!(v.message.contains("destination tag:g4x9--db"), "{v:?}");
+        let v = tampered(&|p| p["ssh"][2]["dst"] = json!(["autogroup:tagged"]));
+        assert!(v.message.contains("destination autogroup:tagged"), "{v:?}");
+        let v = tampered(&|p| p["ssh"][2]["src"] = json!([]));
+        assert!(v.message.contains("no sources"), "{v:?}");
+        let v = tampered(&|p| {
+            let extra = p["ssh"][0].clone();
+            p["ssh"].as_array_mut().unwrap().push(extra);
+        });
+        assert!(v.message.contains("4 ssh rules but 3 sources"), "{v:?}");
+
+        // The older check, without the compiler's attribution, still refuses a rule
+        // naming two tenants.
+        let mut p = c.policy.clone();
+        p["ssh"][0]["dst"] = json!(["tag:g4x9--db"]);
+        let v = isolation::check(&p, &c.acl_sources, &shard(&ts)).unwrap_err();
+        assert!(v[0].message.contains("destination tag:g4x9--db"), "{v:?}");
+        let mut p = c.policy.clone();
+        p["ssh"][0]["src"] = json!(["*"]);
+        assert!(isolation::check(&p, &c.acl_sources, &shard(&ts)).is_err());
     }
 }

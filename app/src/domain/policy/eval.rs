@@ -7,9 +7,18 @@
 //! under, `*`, or an address range that holds it; a destination likewise, with
 //! `autogroup:self` meaning the source member's own devices. A rule restricted to a
 //! protocol other than TCP does not count for tests (tests speak of TCP ports).
+//!
+//! `sshTests` are read as Headscale 0.29 runs them (`hscontrol/policy/v2/sshtest.go`):
+//! a user is accepted on a destination when some ssh rule (accept or check) lets the
+//! source log in there as that user, checked when some `check` rule does, denied when
+//! none does; a destination that stands for several devices (`autogroup:tagged`) must
+//! hold for each of them. Like Headscale's, they look at the `ssh` rules only: whether an
+//! `acls` rule also lets the source reach port 22 is for the ACL `tests`.
 
 use super::hujson::Pos;
-use super::model::{Autogroup, Destination, Located, Ports, Principal, TenantPolicy};
+use super::model::{
+    Autogroup, Destination, Located, Ports, Principal, SshAction, SshRule, SshTest, TenantPolicy,
+};
 use crate::domain::routes::Prefix;
 use serde::{Deserialize, Serialize};
 
@@ -89,8 +98,17 @@ pub fn who_reaches(policy: &TenantPolicy, target: &Principal, port: Option<u16>)
     out
 }
 
-/// Runs the policy's tests; one outcome per accept or deny entry.
+/// Runs the policy's tests and sshTests; one outcome per accept or deny entry of a test,
+/// and per login user and destination of an sshTest.
 pub fn run_tests(policy: &TenantPolicy) -> Vec<TestOutcome> {
+    let mut out = run_acl_tests(policy);
+    for test in &policy.ssh_tests {
+        out.extend(run_ssh_test(policy, test));
+    }
+    out
+}
+
+fn run_acl_tests(policy: &TenantPolicy) -> Vec<TestOutcome> {
     let mut out = Vec::new();
     for test in &policy.tests {
         let src = &test.src.value;
@@ -133,6 +151,169 @@ pub fn run_tests(policy: &TenantPolicy) -> Vec<TestOutcome> {
         }
     }
     out
+}
+
+/// What an sshTest entry asks of a login user.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SshExpect {
+    Accept,
+    Deny,
+    Check,
+}
+
+fn run_ssh_test(policy: &TenantPolicy, test: &SshTest) -> Vec<TestOutcome> {
+    let src = &test.src.value;
+    let mut out = Vec::new();
+    let entries = test
+        .accept
+        .iter()
+        .map(|u| (u, SshExpect::Accept))
+        .chain(test.check.iter().map(|u| (u, SshExpect::Check)))
+        .chain(test.deny.iter().map(|u| (u, SshExpect::Deny)));
+    for (user, expect) in entries {
+        for dst in &test.dst {
+            let what = format!(
+                "{} → {} as {}",
+                principal_text(src),
+                principal_text(&dst.value),
+                user.value
+            );
+            let targets = ssh_targets(policy, src, &dst.value);
+            let (passed, message) = if targets.is_empty() {
+                (
+                    false,
+                    format!("{what}: {} stands for no device of this policy, so there is nothing to try", principal_text(&dst.value)),
+                )
+            } else {
+                ssh_outcome(policy, src, &targets, &user.value, expect, &what)
+            };
+            out.push(TestOutcome {
+                line: user.pos.line,
+                col: user.pos.col,
+                passed,
+                message,
+            });
+        }
+    }
+    out
+}
+
+/// A test's destination as the single principals it stands for: each tag for
+/// `autogroup:tagged`, the source member for `autogroup:self`.
+fn ssh_targets(policy: &TenantPolicy, src: &Principal, dst: &Principal) -> Vec<Principal> {
+    match dst {
+        Principal::Autogroup(Autogroup::Tagged) => policy
+            .tag_owners
+            .iter()
+            .map(|(t, _)| Principal::Tag(t.value.clone()))
+            .collect(),
+        Principal::Autogroup(Autogroup::SelfDevices) => match src {
+            Principal::Member(_) => vec![src.clone()],
+            _ => vec![],
+        },
+        other => vec![other.clone()],
+    }
+}
+
+fn ssh_outcome(
+    policy: &TenantPolicy,
+    src: &Principal,
+    targets: &[Principal],
+    user: &str,
+    expect: SshExpect,
+    what: &str,
+) -> (bool, String) {
+    // For each target: the first rule letting the user in, and the first `check` rule.
+    let found: Vec<(&Principal, Option<&SshRule>, Option<&SshRule>)> = targets
+        .iter()
+        .map(|t| {
+            let any = ssh_rule_allowing(policy, src, t, user, false);
+            let check = ssh_rule_allowing(policy, src, t, user, true);
+            (t, any, check)
+        })
+        .collect();
+    let on = |t: &Principal| {
+        if targets.len() > 1 {
+            format!(" on {}", principal_text(t))
+        } else {
+            String::new()
+        }
+    };
+    match expect {
+        SshExpect::Accept => match found.iter().find(|(_, any, _)| any.is_none()) {
+            Some((t, _, _)) => (
+                false,
+                format!("{what} should be allowed, but no ssh rule allows it{}", on(t)),
+            ),
+            None => (
+                true,
+                format!(
+                    "{what} is allowed by the ssh rule at line {}",
+                    found[0].1.map(|r| r.pos.line).unwrap_or_default()
+                ),
+            ),
+        },
+        SshExpect::Check => match found.iter().find(|(_, _, check)| check.is_none()) {
+            Some((t, Some(rule), None)) => (
+                false,
+                format!(
+                    "{what} should need a fresh login, but the ssh rule at line {} lets it in without one{}",
+                    rule.pos.line,
+                    on(t)
+                ),
+            ),
+            Some((t, _, _)) => (
+                false,
+                format!("{what} should be allowed after a fresh login, but no ssh rule allows it{}", on(t)),
+            ),
+            None => (
+                true,
+                format!(
+                    "{what} is allowed after a fresh login by the ssh rule at line {}",
+                    found[0].2.map(|r| r.pos.line).unwrap_or_default()
+                ),
+            ),
+        },
+        SshExpect::Deny => match found.iter().find_map(|(t, any, _)| any.map(|r| (t, r))) {
+            Some((t, rule)) => (
+                false,
+                format!(
+                    "{what} should be denied, but the ssh rule at line {} allows it{}",
+                    rule.pos.line,
+                    on(t)
+                ),
+            ),
+            None => (true, format!("{what} is denied")),
+        },
+    }
+}
+
+/// The first ssh rule (a `check` rule, when `only_check`) that lets `src` log in to
+/// `target` as `user`.
+fn ssh_rule_allowing<'p>(
+    policy: &'p TenantPolicy,
+    src: &Principal,
+    target: &Principal,
+    user: &str,
+    only_check: bool,
+) -> Option<&'p SshRule> {
+    policy.ssh.iter().find(|rule| {
+        (!only_check || rule.action == SshAction::Check)
+            && rule.src.iter().any(|s| src_matches(policy, &s.value, src))
+            && rule
+                .dst
+                .iter()
+                .any(|d| dst_covers(policy, &d.value, target, Some(src)))
+            && ssh_user_allowed(rule, user)
+    })
+}
+
+/// Whether a rule's `users` let one log in as `user`: root only by name, anyone else by
+/// name or through `autogroup:nonroot` (Headscale's `sshUserMapAllows`).
+fn ssh_user_allowed(rule: &SshRule, user: &str) -> bool {
+    rule.users
+        .iter()
+        .any(|u| u.value == user || (user != "root" && u.value == "autogroup:nonroot"))
 }
 
 /// The first rule that lets `src` reach every port of `dst` over TCP, if any (for a
@@ -349,6 +530,74 @@ mod tests {
             outcomes[2].message.contains("rule at line 7"),
             "{:?}",
             outcomes[2]
+        );
+    }
+
+    const SSH: &str = r#"{
+      "groups": {"group:eng": ["alice@acme.com"]},
+      "tagOwners": {"tag:server": ["group:eng"], "tag:ci": []},
+      "ssh": [
+        {"action": "accept", "src": ["group:eng"], "dst": ["tag:server"], "users": ["root"]},
+        {"action": "check", "src": ["autogroup:member"], "dst": ["tag:server", "autogroup:self"], "users": ["autogroup:nonroot"]},
+        {"action": "accept", "src": ["tag:ci"], "dst": ["tag:ci"], "users": ["deploy"]},
+      ],
+      "sshTests": [
+        {"src": "alice@acme.com", "dst": ["tag:server"], "accept": ["root", "ubuntu"], "check": ["ubuntu", "root"], "deny": ["admin"]},
+        {"src": "bob@acme.com", "dst": ["tag:server", "autogroup:self", "autogroup:tagged"], "accept": ["root"], "check": ["ubuntu"]},
+        {"src": "tag:ci", "dst": ["tag:ci"], "accept": ["deploy"], "deny": ["root"]},
+      ],
+    }"#;
+
+    #[test]
+    fn ssh_tests_say_who_logs_in_where_as_whom_and_by_which_rule() {
+        let p = policy(SSH);
+        let owned = run_tests(&p);
+        assert_eq!(
+            owned.iter().map(|o| (o.passed, o.message.as_str())).collect::<Vec<_>>(),
+            [
+                (true, "alice@acme.com → tag:server as root is allowed by the ssh rule at line 5"),
+                (true, "alice@acme.com → tag:server as ubuntu is allowed by the ssh rule at line 6"),
+                (true, "alice@acme.com → tag:server as ubuntu is allowed after a fresh login by the ssh rule at line 6"),
+                (false, "alice@acme.com → tag:server as root should need a fresh login, but the ssh rule at line 5 lets it in without one"),
+                (false, "alice@acme.com → tag:server as admin should be denied, but the ssh rule at line 6 allows it"),
+                (false, "bob@acme.com → tag:server as root should be allowed, but no ssh rule allows it"),
+                (false, "bob@acme.com → autogroup:self as root should be allowed, but no ssh rule allows it"),
+                (false, "bob@acme.com → autogroup:tagged as root should be allowed, but no ssh rule allows it on tag:server"),
+                (true, "bob@acme.com → tag:server as ubuntu is allowed after a fresh login by the ssh rule at line 6"),
+                (true, "bob@acme.com → autogroup:self as ubuntu is allowed after a fresh login by the ssh rule at line 6"),
+                (false, "bob@acme.com → autogroup:tagged as ubuntu should be allowed after a fresh login, but no ssh rule allows it on tag:ci"),
+                (true, "tag:ci → tag:ci as deploy is allowed by the ssh rule at line 7"),
+                (true, "tag:ci → tag:ci as root is denied"),
+            ]
+        );
+        // Each outcome points at the login user it is about.
+        assert_eq!((owned[3].line, owned[3].col), (10, 108));
+    }
+
+    #[test]
+    fn a_failing_ssh_test_keeps_a_policy_from_being_saved() {
+        let ctx = TenantContext {
+            members: vec!["alice@acme.com".into(), "bob@acme.com".into()],
+            subnets: vec![],
+            dedicated_shard: false,
+        };
+        let (v, _) = crate::domain::policy::validate(SSH, &ctx);
+        assert!(v.errors.is_empty(), "{:?}", v.errors);
+        assert!(!v.saveable());
+        let passing = r#"{
+          "tagOwners": {"tag:server": []},
+          "ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["tag:server"], "users": ["root"]}],
+          "sshTests": [{"src": "bob@acme.com", "dst": ["tag:server"], "accept": ["root"], "deny": ["ubuntu"]}],
+        }"#;
+        let (v, _) = crate::domain::policy::validate(passing, &ctx);
+        assert!(v.saveable(), "{v:?}");
+        assert_eq!(v.tests.len(), 2);
+        let untagged = r#"{"sshTests": [{"src": "bob@acme.com", "dst": ["autogroup:tagged"], "deny": ["root"]}]}"#;
+        let (v, _) = crate::domain::policy::validate(untagged, &ctx);
+        assert!(!v.saveable());
+        assert_eq!(
+            v.tests[0].message,
+            "bob@acme.com → autogroup:tagged as root: autogroup:tagged stands for no device of this policy, so there is nothing to try"
         );
     }
 }

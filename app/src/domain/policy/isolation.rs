@@ -3,11 +3,17 @@
 //! It reads the policy as Headscale will, from its JSON, not from the compiler's
 //! internals: every name in it belongs to exactly one tenant (users `t7k2.alice@`,
 //! `group:t7k2--eng`, `tag:t7k2--db`, hosts `t7k2--nas`, addresses inside one tenant's
-//! declared subnets), and every rule, group, tag owner and route approver may only name
-//! what belongs to the tenant the rule came from. Anything it cannot attribute (a bare
-//! `*`, `autogroup:member`, `autogroup:danger-all`, an address in the tailnet ranges) is
-//! a violation. A compiler bug therefore fails here instead of reaching a shard.
+//! declared subnets), and every rule, ssh rule, group, tag owner and route approver may
+//! only name what belongs to the tenant the rule came from. Anything it cannot attribute
+//! (a bare `*`, `autogroup:member`, `autogroup:danger-all`, an address in the tailnet
+//! ranges) is a violation. A compiler bug therefore fails here instead of reaching a
+//! shard.
+//!
+//! In ssh rules `autogroup:self` is always allowed as a destination (it is the source's
+//! own devices) and `autogroup:member` only on a shard with one tenant; the local
+//! `users` (`root`, `ubuntu`) are logins on the destination, not names of the shard.
 
+use super::compile::Compiled;
 use super::hujson::Pos;
 use crate::domain::routes::Prefix;
 use serde_json::Value;
@@ -39,10 +45,33 @@ pub struct Violation {
     pub message: String,
 }
 
-/// Checks `policy` (as compiled, with `acl_sources` from the compiler).
+/// Checks a compiled policy, each ACL and ssh rule against the tenant the compiler says
+/// it came from.
+pub fn check_all(compiled: &Compiled, tenants: &ShardTenants) -> Result<(), Vec<Violation>> {
+    check_rules(
+        &compiled.policy,
+        &compiled.acl_sources,
+        Some(&compiled.ssh_sources),
+        tenants,
+    )
+}
+
+/// Checks `policy` (as compiled, with `acl_sources` from the compiler). Its ssh rules
+/// are each attributed to the tenant of their first source, and every other name in
+/// them must be that tenant's too: a rule naming two tenants still fails, but a
+/// violation cannot point at the rule's line. Prefer `check_all`.
 pub fn check(
     policy: &Value,
     acl_sources: &[(String, Pos)],
+    tenants: &ShardTenants,
+) -> Result<(), Vec<Violation>> {
+    check_rules(policy, acl_sources, None, tenants)
+}
+
+fn check_rules(
+    policy: &Value,
+    acl_sources: &[(String, Pos)],
+    ssh_sources: Option<&[(String, Pos)]>,
     tenants: &ShardTenants,
 ) -> Result<(), Vec<Violation>> {
     let mut out = Vec::new();
@@ -133,6 +162,67 @@ pub fn check(
                     code,
                     Some(*pos),
                     format!("the rule's destination {dst} is not this tenant's"),
+                );
+            }
+        }
+    }
+    // SSH rules: sources and destinations of the rule's tenant only.
+    let ssh = policy
+        .get("ssh")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let attributed: Vec<(String, Option<Pos>)> = match ssh_sources {
+        Some(sources) => {
+            if ssh.len() != sources.len() {
+                bad(
+                    "",
+                    None,
+                    format!(
+                        "{} ssh rules but {} sources known",
+                        ssh.len(),
+                        sources.len()
+                    ),
+                );
+            }
+            sources
+                .iter()
+                .map(|(code, pos)| (code.clone(), Some(*pos)))
+                .collect()
+        }
+        None => ssh
+            .iter()
+            .map(|rule| {
+                let first = strings(rule.get("src")).into_iter().next();
+                (first.and_then(|s| owner(&s)).unwrap_or_default(), None)
+            })
+            .collect(),
+    };
+    for (rule, (code, pos)) in ssh.iter().zip(&attributed) {
+        let src = strings(rule.get("src"));
+        if src.is_empty() {
+            bad(code, *pos, "the ssh rule has no sources".into());
+        }
+        for s in src {
+            if code.is_empty() || owner(&s).as_deref() != Some(code.as_str()) {
+                bad(
+                    code,
+                    *pos,
+                    format!("the ssh rule's source {s} is not this tenant's"),
+                );
+            }
+        }
+        for dst in strings(rule.get("dst")) {
+            let ok = match dst.as_str() {
+                "autogroup:self" => true,
+                "autogroup:member" => single_tenant,
+                t => !code.is_empty() && owner(t).as_deref() == Some(code.as_str()),
+            };
+            if !ok {
+                bad(
+                    code,
+                    *pos,
+                    format!("the ssh rule's destination {dst} is not this tenant's"),
                 );
             }
         }

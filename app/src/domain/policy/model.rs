@@ -6,6 +6,13 @@
 //! `tag:` names (no `--`, the namespace separator), its `hosts`, the autogroups Headscale
 //! supports, `*`, and IP ranges inside the subnets the tenant declared as its own — never
 //! inside the tailnet ranges, which belong to every tenant on the shard.
+//!
+//! `ssh` rules and `sshTests` follow what Headscale 0.29 accepts and enforces
+//! (docs/headscale-policy-facts.md §8): sources are members, groups, tags and the member
+//! and tagged autogroups; destinations are tags, `autogroup:tagged`, `autogroup:self`,
+//! and a member only from that same member; tags never reach user-owned devices. The
+//! checker refuses what Headscale would refuse, in the tenant's names, so a rule that
+//! saves also compiles into a shard policy Headscale takes.
 
 use super::hujson::{Node, Pos, Value};
 use crate::domain::routes::Prefix;
@@ -110,6 +117,48 @@ pub struct PolicyTest {
     pub deny: Vec<Located<Destination>>,
 }
 
+/// What an ssh rule does with a connection it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SshAction {
+    Accept,
+    /// Accept once the user has logged in again with Headscale (at most `checkPeriod` ago).
+    Check,
+}
+
+/// How long a `check` rule's login lasts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckPeriod {
+    /// Log in again for every connection.
+    Always,
+    /// A Go duration as written (`30m`, `12h`, `1h30m`), between 1m and 168h.
+    Every(String),
+}
+
+/// An `ssh` rule: who (`src`) may log in to which devices (`dst`) as which local users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshRule {
+    pub pos: Pos,
+    pub action: SshAction,
+    pub src: Vec<Located<Principal>>,
+    pub dst: Vec<Located<Principal>>,
+    /// `root`, `autogroup:nonroot` (every user but root) or local user names.
+    pub users: Vec<Located<String>>,
+    pub check_period: Option<Located<CheckPeriod>>,
+}
+
+/// An `sshTests` entry: which local users `src` may (`accept`), may only after logging
+/// in again (`check`), or may not (`deny`) log in as on each of `dst`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshTest {
+    pub pos: Pos,
+    /// A member or a tag.
+    pub src: Located<Principal>,
+    pub dst: Vec<Located<Principal>>,
+    pub accept: Vec<Located<String>>,
+    pub deny: Vec<Located<String>>,
+    pub check: Vec<Located<String>>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TenantPolicy {
     pub groups: Vec<(Located<String>, Vec<Located<String>>)>,
@@ -119,6 +168,8 @@ pub struct TenantPolicy {
     pub auto_approve_routes: Vec<(Located<Prefix>, Vec<Located<Principal>>)>,
     pub auto_approve_exit: Vec<Located<Principal>>,
     pub tests: Vec<PolicyTest>,
+    pub ssh: Vec<SshRule>,
+    pub ssh_tests: Vec<SshTest>,
 }
 
 /// What a tenant's names may refer to.
@@ -260,7 +311,7 @@ impl Checker<'_> {
         let Some(fields) = self.object(root, "the policy") else {
             return p;
         };
-        const KNOWN: [&str; 7] = [
+        const KNOWN: [&str; 8] = [
             "groups",
             "hosts",
             "tagOwners",
@@ -268,6 +319,7 @@ impl Checker<'_> {
             "autoApprovers",
             "tests",
             "ssh",
+            "sshTests",
         ];
         // Names first, so rules can be checked against them wherever they are written.
         for (key, _, value) in fields {
@@ -296,10 +348,16 @@ impl Checker<'_> {
                         p.tests = items.iter().filter_map(|t| self.test(t, &p)).collect();
                     }
                 }
-                "ssh" => self.err(
-                    *key_pos,
-                    "ssh rules are not supported by the portal yet; remove the ssh section",
-                ),
+                "ssh" => {
+                    if let Some(items) = self.array(value, "ssh") {
+                        p.ssh = items.iter().filter_map(|r| self.ssh_rule(r, &p)).collect();
+                    }
+                }
+                "sshTests" => {
+                    if let Some(items) = self.array(value, "sshTests") {
+                        p.ssh_tests = items.iter().filter_map(|t| self.ssh_test(t, &p)).collect();
+                    }
+                }
                 other => self.unknown(*key_pos, other, &KNOWN),
             }
         }
@@ -502,6 +560,352 @@ impl Checker<'_> {
             accept,
             deny,
         })
+    }
+
+    /// An `ssh` rule, with Headscale's combination rules (facts §8; Headscale's
+    /// `validateSSHSrcDstCombination`, `hscontrol/policy/v2/types.go` at v0.29.2).
+    fn ssh_rule(&mut self, node: &Node, p: &TenantPolicy) -> Option<SshRule> {
+        let fields = self.object(node, "an ssh rule")?;
+        let mut action = None;
+        let mut src = None;
+        let mut dst = None;
+        let mut users = None;
+        let mut check_period = None;
+        for (key, pos, value) in fields {
+            match key.as_str() {
+                "action" => {
+                    action = self.string(value, "action").map(|a| match a.value.as_str() {
+                        "accept" => Some(SshAction::Accept),
+                        "check" => Some(SshAction::Check),
+                        other => {
+                            self.err(a.pos, format!("the action is “{other}”; ssh rules either accept or check (let in after the user logs in again)"));
+                            None
+                        }
+                    });
+                }
+                "src" => src = Some(self.ssh_principals(value, p, SshSide::Src, "src")),
+                "dst" => dst = Some(self.ssh_principals(value, p, SshSide::Dst, "dst")),
+                "users" => users = Some(self.ssh_users(value, "users", UserList::Rule)),
+                "checkPeriod" => {
+                    check_period = self
+                        .string(value, "checkPeriod")
+                        .and_then(|s| self.check_period(&s));
+                }
+                other => self.unknown(
+                    *pos,
+                    other,
+                    &["action", "src", "dst", "users", "checkPeriod"],
+                ),
+            }
+        }
+        let action = match action {
+            Some(a) => a,
+            None => {
+                self.err(
+                    node.pos,
+                    "this ssh rule has no \"action\" (\"accept\" or \"check\")",
+                );
+                None
+            }
+        };
+        if let (Some(SshAction::Accept), Some(period)) = (action, &check_period) {
+            self.err(
+                period.pos,
+                "checkPeriod only goes with \"action\": \"check\" (an accept rule never asks the user to log in again)",
+            );
+        }
+        let (Some(src), Some(dst), Some(users)) = (src, dst, users) else {
+            self.err(
+                node.pos,
+                "an ssh rule needs src (who connects), dst (to which devices) and users (as whom they may log in)",
+            );
+            return None;
+        };
+        let tagged_src = src.iter().any(|s| {
+            matches!(
+                s.value,
+                Principal::Tag(_) | Principal::Autogroup(Autogroup::Tagged)
+            )
+        });
+        for d in &dst {
+            let user_owned = matches!(
+                d.value,
+                Principal::Member(_)
+                    | Principal::Autogroup(Autogroup::Member | Autogroup::SelfDevices)
+            );
+            if tagged_src && user_owned {
+                self.err(
+                    d.pos,
+                    format!(
+                        "tags in an ssh rule's src cannot reach devices owned by members ({}); Headscale refuses it: give the tags a rule of their own with tags or autogroup:tagged as destinations",
+                        super::eval::principal_text(&d.value)
+                    ),
+                );
+            } else if let Principal::Member(m) = &d.value {
+                if src.is_empty() || src.iter().any(|s| s.value != d.value) {
+                    self.err(
+                        d.pos,
+                        format!(
+                            "{m} as an ssh destination needs {m} as the rule's only source (Headscale lets only a member reach a member's devices this way); use autogroup:self to let each member reach their own devices"
+                        ),
+                    );
+                }
+            }
+        }
+        Some(SshRule {
+            pos: node.pos,
+            action: action?,
+            src,
+            dst,
+            users,
+            check_period,
+        })
+    }
+
+    fn ssh_test(&mut self, node: &Node, p: &TenantPolicy) -> Option<SshTest> {
+        let fields = self.object(node, "an sshTest")?;
+        let mut src = None;
+        let mut src_written = false;
+        let mut dst = None;
+        let mut accept = Vec::new();
+        let mut deny = Vec::new();
+        let mut check = Vec::new();
+        // Whether any login user was written (a user refused is reported on its own).
+        let mut users_written = false;
+        for (key, pos, value) in fields {
+            if matches!(key.as_str(), "accept" | "deny" | "check") {
+                users_written |= matches!(&value.value, Value::Array(items) if !items.is_empty());
+            }
+            match key.as_str() {
+                "src" => {
+                    src_written = true;
+                    src = self
+                        .string(value, "an sshTest's src")
+                        .and_then(|s| self.ssh_test_src(&s, p));
+                }
+                "dst" => dst = Some(self.ssh_principals(value, p, SshSide::TestDst, "dst")),
+                "accept" => accept = self.ssh_users(value, "accept", UserList::Test),
+                "deny" => deny = self.ssh_users(value, "deny", UserList::Test),
+                "check" => check = self.ssh_users(value, "check", UserList::Test),
+                other => self.unknown(*pos, other, &["src", "dst", "accept", "deny", "check"]),
+            }
+        }
+        if !src_written {
+            self.err(
+                node.pos,
+                "an sshTest needs a src: a member's email or a tag",
+            );
+        }
+        let Some(dst) = dst else {
+            self.err(
+                node.pos,
+                "an sshTest needs dst: the devices to try, like [\"tag:server\"]",
+            );
+            return None;
+        };
+        if !users_written {
+            self.err(
+                node.pos,
+                "an sshTest needs accept, deny or check: the local users to try, like [\"root\"]",
+            );
+        }
+        let src = src?;
+        if matches!(src.value, Principal::Tag(_)) {
+            for d in &dst {
+                if d.value == Principal::Autogroup(Autogroup::SelfDevices) {
+                    self.err(
+                        d.pos,
+                        "autogroup:self in an sshTest needs a member as its src: a tag has no devices of its own",
+                    );
+                }
+            }
+        }
+        Some(SshTest {
+            pos: node.pos,
+            src,
+            dst,
+            accept,
+            deny,
+            check,
+        })
+    }
+
+    /// A test's source: one member or one tag (a test asks about one principal).
+    fn ssh_test_src(
+        &mut self,
+        s: &Located<String>,
+        p: &TenantPolicy,
+    ) -> Option<Located<Principal>> {
+        let principal = self.principal(s, p, Role::Source)?;
+        match principal.value {
+            Principal::Member(_) | Principal::Tag(_) => Some(principal),
+            _ => {
+                self.err(
+                    s.pos,
+                    format!(
+                        "an sshTest's src is one member's email or one tag, not “{}”",
+                        s.value
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// The sources or destinations of an ssh rule, or the destinations of an sshTest.
+    fn ssh_principals(
+        &mut self,
+        node: &Node,
+        p: &TenantPolicy,
+        side: SshSide,
+        what: &str,
+    ) -> Vec<Located<Principal>> {
+        if matches!(&node.value, Value::Array(items) if items.is_empty()) {
+            let whom = match side {
+                SshSide::Src => "who may connect",
+                SshSide::Dst | SshSide::TestDst => "which devices",
+            };
+            self.err(
+                node.pos,
+                format!("{what} is empty; name {whom} (an empty list would never match)"),
+            );
+        }
+        self.strings(node, what)
+            .into_iter()
+            .filter_map(|s| self.ssh_principal(&s, p, side))
+            .collect()
+    }
+
+    fn ssh_principal(
+        &mut self,
+        s: &Located<String>,
+        p: &TenantPolicy,
+        side: SshSide,
+    ) -> Option<Located<Principal>> {
+        let text = s.value.as_str();
+        let src = side == SshSide::Src;
+        if text == "*" {
+            let message = if src {
+                "ssh rules cannot use * as a source: name members, groups, tags, autogroup:member or autogroup:tagged"
+            } else {
+                "* cannot be an ssh destination (Headscale refuses it): name tags, autogroup:tagged or autogroup:self"
+            };
+            self.err(s.pos, message);
+            return None;
+        }
+        if text == "autogroup:internet" {
+            self.err(
+                s.pos,
+                "autogroup:internet cannot be used in ssh rules: ssh reaches devices, not the internet",
+            );
+            return None;
+        }
+        let role = if src { Role::Source } else { Role::Destination };
+        let principal = self.principal(s, p, role)?;
+        let ok = match (&principal.value, side) {
+            (Principal::Host(_) | Principal::Prefix(_), _) => {
+                self.err(s.pos, format!("ssh rules name devices by member, group or tag, not by host or address (Headscale refuses “{text}” here)"));
+                return None;
+            }
+            (
+                Principal::Member(_)
+                | Principal::Group(_)
+                | Principal::Tag(_)
+                | Principal::Autogroup(Autogroup::Member | Autogroup::Tagged),
+                SshSide::Src,
+            ) => true,
+            (
+                Principal::Member(_)
+                | Principal::Tag(_)
+                | Principal::Autogroup(Autogroup::Tagged | Autogroup::SelfDevices),
+                SshSide::Dst | SshSide::TestDst,
+            ) => true,
+            // A test is run by the portal only; nothing of it reaches the shard.
+            (Principal::Autogroup(Autogroup::Member), SshSide::TestDst) => true,
+            (Principal::Autogroup(Autogroup::Member), SshSide::Dst) => {
+                if !self.ctx.dedicated_shard {
+                    self.err(s.pos, "autogroup:member as an ssh destination needs a shard of your own: on a shared shard the portal would have to list each of your members' users instead, and Headscale takes a user as an ssh destination only when the source is that same user; use autogroup:self (each member's own devices) or tags, or ask the service operator for a dedicated shard");
+                    return None;
+                }
+                true
+            }
+            (Principal::Group(_), _) => {
+                self.err(s.pos, format!("{text} cannot be an ssh destination (Headscale refuses groups there): use autogroup:self for members' own devices, or tags"));
+                return None;
+            }
+            _ => false,
+        };
+        if !ok {
+            self.err(
+                s.pos,
+                format!(
+                    "{text} cannot be used in an ssh rule's {}",
+                    if src { "src" } else { "dst" }
+                ),
+            );
+            return None;
+        }
+        Some(principal)
+    }
+
+    /// Local users to log in as: `root`, `autogroup:nonroot` (rules only), or names as
+    /// Linux takes them. Headscale takes any other string as a literal user name, so a
+    /// typo would silently match nobody; the portal refuses it instead.
+    fn ssh_users(&mut self, node: &Node, what: &str, list: UserList) -> Vec<Located<String>> {
+        if list == UserList::Rule && matches!(&node.value, Value::Array(items) if items.is_empty())
+        {
+            self.err(
+                node.pos,
+                "users is empty; list the local users they may log in as, like [\"root\"] or [\"autogroup:nonroot\"]",
+            );
+        }
+        let mut out: Vec<Located<String>> = Vec::new();
+        for u in self.strings(node, what) {
+            let ok = match u.value.as_str() {
+                "root" => true,
+                "autogroup:nonroot" if list == UserList::Rule => true,
+                "autogroup:nonroot" => {
+                    self.err(u.pos, "a test tries one local user at a time: name one, like ubuntu, instead of autogroup:nonroot");
+                    continue;
+                }
+                "*" => {
+                    self.err(u.pos, "“*” is not a local user (Headscale refuses it): use autogroup:nonroot for every user but root, and root");
+                    continue;
+                }
+                name => is_local_user(name),
+            };
+            if !ok {
+                self.err(u.pos, format!("“{}” is not a local user name: use root, autogroup:nonroot, or a name of lowercase letters, digits, _, . and - that starts with a letter or _ (at most 32)", u.value));
+                continue;
+            }
+            if !out.iter().any(|o| o.value == u.value) {
+                out.push(u);
+            }
+        }
+        out
+    }
+
+    /// `always`, or a Go duration (Headscale parses it with `time.ParseDuration`) from 1m
+    /// (Headscale's `SSHCheckPeriod`: "min 1m") to 168h (`SSHCheckPeriodMax`).
+    fn check_period(&mut self, s: &Located<String>) -> Option<Located<CheckPeriod>> {
+        if s.value == "always" {
+            return Some(Located {
+                pos: s.pos,
+                value: CheckPeriod::Always,
+            });
+        }
+        match go_duration_seconds(&s.value) {
+            None => self.err(s.pos, format!("“{}” is not a checkPeriod: write always, or a length like 30m, 12h or 1h30m (at most 168h)", s.value)),
+            Some(secs) if secs < 60.0 => self.err(s.pos, format!("checkPeriod {} is shorter than a minute; use always to ask on every connection", s.value)),
+            Some(secs) if secs > 168.0 * 3600.0 => self.err(s.pos, format!("checkPeriod {} is longer than 168h (one week), the most Headscale allows", s.value)),
+            Some(_) => {
+                return Some(Located {
+                    pos: s.pos,
+                    value: CheckPeriod::Every(s.value.clone()),
+                })
+            }
+        }
+        None
     }
 
     fn auto_approvers(&mut self, node: &Node, p: &mut TenantPolicy) {
@@ -732,6 +1136,71 @@ impl Checker<'_> {
     }
 }
 
+/// Where an ssh principal is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SshSide {
+    Src,
+    Dst,
+    /// An sshTest's `dst`.
+    TestDst,
+}
+
+/// Which list of local users: a rule's `users`, or a test's `accept`/`deny`/`check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UserList {
+    Rule,
+    Test,
+}
+
+/// A local user name as `useradd` takes it by default (`[a-z_][a-z0-9_.-]*`, at most 32).
+fn is_local_user(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && name.len() <= 32
+        && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
+}
+
+/// The length of a Go duration (`time.ParseDuration`: `300ms`, `1.5h`, `2h45m`, `0`) in
+/// seconds; `None` when Go would refuse it or it is negative.
+fn go_duration_seconds(text: &str) -> Option<f64> {
+    let rest = text.strip_prefix('+').unwrap_or(text);
+    if rest == "0" {
+        return Some(0.0);
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0.0;
+    let mut rest = rest;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, after) = rest.split_at(number_len);
+        if !number.bytes().any(|b| b.is_ascii_digit()) || number.matches('.').count() > 1 {
+            return None;
+        }
+        let unit_len = after
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(after.len());
+        let (unit, after) = after.split_at(unit_len);
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += number.parse::<f64>().ok()? * scale;
+        rest = after;
+    }
+    Some(total)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     Source,
@@ -877,5 +1346,224 @@ mod tests {
         assert_eq!(e.len(), 2, "{e:?}");
         assert!(e[0].contains("can only be a destination"));
         assert!(e[1].contains("not an autogroup Headscale supports"));
+    }
+
+    const SSH_NAMES: &str = r#""groups": {"group:eng": ["alice@acme.com"]},
+          "hosts": {"nas": "10.1.2.3"},
+          "tagOwners": {"tag:server": ["group:eng"], "tag:ci": []},"#;
+
+    fn ssh_errors(rules: &str) -> Vec<String> {
+        errors(&format!("{{\n{SSH_NAMES}\n\"ssh\": [\n{rules}\n]}}"))
+    }
+
+    #[test]
+    fn ssh_rules_and_tests_read_with_their_names() {
+        let text = r#"{
+          "groups": {"group:eng": ["alice@acme.com"]},
+          "tagOwners": {"tag:server": ["group:eng"], "tag:ci": []},
+          "ssh": [
+            {"action": "accept", "src": ["group:eng", "tag:ci"], "dst": ["tag:server"], "users": ["root", "autogroup:nonroot"]},
+            {"action": "check", "src": ["autogroup:member"], "dst": ["autogroup:self"], "users": ["ubuntu", "ubuntu"], "checkPeriod": "1h30m"},
+            {"action": "check", "src": ["alice@acme.com"], "dst": ["Alice@acme.com", "autogroup:tagged"], "users": ["deploy_1"], "checkPeriod": "always"},
+            {"action": "accept", "src": ["autogroup:tagged"], "dst": ["autogroup:tagged"], "users": ["ci-runner"]},
+          ],
+          "sshTests": [
+            {"src": "alice@acme.com", "dst": ["tag:server", "autogroup:self"], "accept": ["root"], "deny": ["mallory"], "check": ["ubuntu"]},
+            {"src": "tag:ci", "dst": ["autogroup:member"], "deny": ["root"]},
+          ],
+        }"#;
+        let p = check(&parse(text).unwrap(), &ctx()).unwrap();
+        assert_eq!(p.ssh.len(), 4);
+        let r = &p.ssh[0];
+        assert_eq!((r.pos.line, r.pos.col), (5, 13));
+        assert_eq!(r.action, SshAction::Accept);
+        assert_eq!(
+            r.src.iter().map(|s| s.value.clone()).collect::<Vec<_>>(),
+            [Principal::Group("eng".into()), Principal::Tag("ci".into())]
+        );
+        assert_eq!(r.dst[0].value, Principal::Tag("server".into()));
+        assert_eq!(r.users[1].value, "autogroup:nonroot");
+        assert_eq!(p.ssh[1].users.len(), 1, "a user named twice is kept once");
+        assert_eq!(
+            p.ssh[1].check_period.as_ref().map(|c| c.value.clone()),
+            Some(CheckPeriod::Every("1h30m".into()))
+        );
+        assert_eq!(
+            p.ssh[2].dst[0].value,
+            Principal::Member("alice@acme.com".into())
+        );
+        assert_eq!(
+            p.ssh[2].check_period.as_ref().map(|c| c.value.clone()),
+            Some(CheckPeriod::Always)
+        );
+        assert_eq!(p.ssh_tests.len(), 2);
+        let t = &p.ssh_tests[0];
+        assert_eq!(t.src.value, Principal::Member("alice@acme.com".into()));
+        assert_eq!(t.dst[1].value, Principal::Autogroup(Autogroup::SelfDevices));
+        assert_eq!(
+            (
+                t.accept[0].value.as_str(),
+                t.deny[0].value.as_str(),
+                t.check[0].value.as_str()
+            ),
+            ("root", "mallory", "ubuntu")
+        );
+        assert_eq!(
+            p.ssh_tests[1].dst[0].value,
+            Principal::Autogroup(Autogroup::Member),
+            "tests may name autogroup:member on any shard: only the portal runs them"
+        );
+    }
+
+    #[test]
+    fn ssh_sources_and_destinations_are_what_headscale_takes() {
+        let e = ssh_errors(
+            r#"{"action": "accept", "src": ["*", "nas", "10.1.0.0/24", "autogroup:self"], "dst": ["tag:server"], "users": ["root"]},
+{"action": "accept", "src": ["alice@acme.com"], "dst": ["*", "nas", "group:eng", "autogroup:internet", "tag:web"], "users": ["root"]},
+{"action": "accept", "src": [], "dst": [], "users": []},"#,
+        );
+        assert_eq!(
+            e,
+            [
+                "line 6, column 30: ssh rules cannot use * as a source: name members, groups, tags, autogroup:member or autogroup:tagged",
+                "line 6, column 35: ssh rules name devices by member, group or tag, not by host or address (Headscale refuses “nas” here)",
+                "line 6, column 42: ssh rules name devices by member, group or tag, not by host or address (Headscale refuses “10.1.0.0/24” here)",
+                "line 6, column 57: autogroup:self can only be a destination",
+                "line 7, column 57: * cannot be an ssh destination (Headscale refuses it): name tags, autogroup:tagged or autogroup:self",
+                "line 7, column 62: ssh rules name devices by member, group or tag, not by host or address (Headscale refuses “nas” here)",
+                "line 7, column 69: group:eng cannot be an ssh destination (Headscale refuses groups there): use autogroup:self for members' own devices, or tags",
+                "line 7, column 82: autogroup:internet cannot be used in ssh rules: ssh reaches devices, not the internet",
+                "line 7, column 104: tag:web is not defined in this policy's tagOwners",
+                "line 8, column 29: src is empty; name who may connect (an empty list would never match)",
+                "line 8, column 40: dst is empty; name which devices (an empty list would never match)",
+                "line 8, column 53: users is empty; list the local users they may log in as, like [\"root\"] or [\"autogroup:nonroot\"]",
+            ]
+        );
+    }
+
+    #[test]
+    fn tags_never_reach_members_and_a_member_only_from_itself() {
+        let e = ssh_errors(
+            r#"{"action": "accept", "src": ["tag:ci"], "dst": ["autogroup:self", "tag:server"], "users": ["root"]},
+{"action": "accept", "src": ["autogroup:tagged", "alice@acme.com"], "dst": ["alice@acme.com"], "users": ["root"]},
+{"action": "accept", "src": ["group:eng"], "dst": ["alice@acme.com"], "users": ["root"]},
+{"action": "accept", "src": ["alice@acme.com", "bob@acme.com"], "dst": ["bob@acme.com"], "users": ["root"]},"#,
+        );
+        let tags = "; Headscale refuses it: give the tags a rule of their own with tags or autogroup:tagged as destinations";
+        let alone = " (Headscale lets only a member reach a member's devices this way); use autogroup:self to let each member reach their own devices";
+        assert_eq!(
+            e,
+            [
+                format!("line 6, column 49: tags in an ssh rule's src cannot reach devices owned by members (autogroup:self){tags}"),
+                format!("line 7, column 77: tags in an ssh rule's src cannot reach devices owned by members (alice@acme.com){tags}"),
+                format!("line 8, column 52: alice@acme.com as an ssh destination needs alice@acme.com as the rule's only source{alone}"),
+                format!("line 9, column 73: bob@acme.com as an ssh destination needs bob@acme.com as the rule's only source{alone}"),
+            ]
+        );
+    }
+
+    #[test]
+    fn autogroup_member_as_an_ssh_destination_needs_a_dedicated_shard() {
+        let text = r#"{"ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:member"], "users": ["root"]}]}"#;
+        assert!(errors(text).is_empty(), "dedicated shard");
+        let shared = TenantContext {
+            dedicated_shard: false,
+            ..ctx()
+        };
+        let e = check(&parse(text).unwrap(), &shared).unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert_eq!((e[0].pos.line, e[0].pos.col), (1, 68));
+        assert!(
+            e[0].message
+                .starts_with("autogroup:member as an ssh destination needs a shard of your own")
+                && e[0]
+                    .message
+                    .contains("use autogroup:self (each member's own devices) or tags"),
+            "{}",
+            e[0].message
+        );
+        let tagged = r#"{"tagOwners": {"tag:ci": []}, "ssh": [{"action": "accept", "src": ["tag:ci"], "dst": ["autogroup:member"], "users": ["root"]}]}"#;
+        assert!(errors(tagged)[0].contains(
+            "tags in an ssh rule's src cannot reach devices owned by members (autogroup:member)"
+        ));
+    }
+
+    #[test]
+    fn actions_users_and_check_periods_are_checked() {
+        let e = ssh_errors(
+            r#"{"action": "deny", "src": ["alice@acme.com"], "dst": ["tag:server"], "users": ["*", "Admin", "autogroup:root", "a-very-long-user-name-of-33-chars"]},
+{"action": "accept", "src": ["alice@acme.com"], "dst": ["tag:server"], "users": ["root"], "checkPeriod": "12h"},
+{"action": "check", "src": ["alice@acme.com"], "dst": ["tag:server"], "users": ["root"], "checkPeriod": "169h"},
+{"action": "check", "src": ["alice@acme.com"], "dst": ["tag:server"], "users": ["root"], "checkPeriod": "30s"},
+{"action": "check", "src": ["alice@acme.com"], "dst": ["tag:server"], "users": ["root"], "checkPeriod": "12 hours"},
+{"src": ["alice@acme.com"], "dst": ["tag:server"], "acceptEnv": ["GIT_*"]},"#,
+        );
+        assert_eq!(
+            e,
+            [
+                "line 6, column 12: the action is “deny”; ssh rules either accept or check (let in after the user logs in again)",
+                "line 6, column 80: “*” is not a local user (Headscale refuses it): use autogroup:nonroot for every user but root, and root",
+                "line 6, column 85: “Admin” is not a local user name: use root, autogroup:nonroot, or a name of lowercase letters, digits, _, . and - that starts with a letter or _ (at most 32)",
+                "line 6, column 94: “autogroup:root” is not a local user name: use root, autogroup:nonroot, or a name of lowercase letters, digits, _, . and - that starts with a letter or _ (at most 32)",
+                "line 6, column 112: “a-very-long-user-name-of-33-chars” is not a local user name: use root, autogroup:nonroot, or a name of lowercase letters, digits, _, . and - that starts with a letter or _ (at most 32)",
+                "line 7, column 106: checkPeriod only goes with \"action\": \"check\" (an accept rule never asks the user to log in again)",
+                "line 8, column 105: checkPeriod 169h is longer than 168h (one week), the most Headscale allows",
+                "line 9, column 105: checkPeriod 30s is shorter than a minute; use always to ask on every connection",
+                "line 10, column 105: “12 hours” is not a checkPeriod: write always, or a length like 30m, 12h or 1h30m (at most 168h)",
+                "line 11, column 1: this ssh rule has no \"action\" (\"accept\" or \"check\")",
+                "line 11, column 1: an ssh rule needs src (who connects), dst (to which devices) and users (as whom they may log in)",
+                "line 11, column 52: unknown field “acceptEnv” (known here: action, src, dst, users, checkPeriod)",
+            ]
+        );
+    }
+
+    #[test]
+    fn go_durations_read_as_go_reads_them() {
+        for (text, secs) in [
+            ("0", 0.0),
+            ("30m", 1800.0),
+            ("1h30m", 5400.0),
+            ("1.5h", 5400.0),
+            ("+2h", 7200.0),
+            ("90s", 90.0),
+            ("1h0m0.5s", 3600.5),
+            ("1500ms", 1.5),
+        ] {
+            assert_eq!(go_duration_seconds(text), Some(secs), "{text}");
+        }
+        for text in ["", "h", "12", "-1h", "1d", "1..5h", ".h", "12 h"] {
+            assert_eq!(go_duration_seconds(text), None, "{text}");
+        }
+        assert!(is_local_user("_apt") && is_local_user("ci-runner.2"));
+        assert!(!is_local_user("1abc") && !is_local_user("-x") && !is_local_user(""));
+    }
+
+    #[test]
+    fn ssh_tests_name_one_member_or_tag_and_users_to_try() {
+        let e = errors(
+            r#"{
+  "groups": {"group:eng": ["alice@acme.com"]},
+  "tagOwners": {"tag:ci": []},
+  "sshTests": [
+    {"src": "group:eng", "dst": ["tag:ci"], "accept": ["root"]},
+    {"src": "tag:ci", "dst": ["autogroup:self", "*"], "accept": ["autogroup:nonroot", "*"]},
+    {"src": "alice@acme.com", "dst": ["tag:ci"]},
+    {"src": "alice@acme.com", "accept": ["root"], "proto": "tcp"},
+  ],
+}"#,
+        );
+        assert_eq!(
+            e,
+            [
+                "line 5, column 13: an sshTest's src is one member's email or one tag, not “group:eng”",
+                "line 6, column 31: autogroup:self in an sshTest needs a member as its src: a tag has no devices of its own",
+                "line 6, column 49: * cannot be an ssh destination (Headscale refuses it): name tags, autogroup:tagged or autogroup:self",
+                "line 6, column 66: a test tries one local user at a time: name one, like ubuntu, instead of autogroup:nonroot",
+                "line 6, column 87: “*” is not a local user (Headscale refuses it): use autogroup:nonroot for every user but root, and root",
+                "line 7, column 5: an sshTest needs accept, deny or check: the local users to try, like [\"root\"]",
+                "line 8, column 5: an sshTest needs dst: the devices to try, like [\"tag:server\"]",
+                "line 8, column 51: unknown field “proto” (known here: src, dst, accept, deny, check)",
+            ]
+        );
     }
 }

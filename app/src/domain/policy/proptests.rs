@@ -4,6 +4,9 @@
 //! - No device of one tenant may reach a device of another (`reach::shard_pairs`).
 //! - Each tenant's rules keep their meaning: the pairs the compiled policy allows within
 //!   a tenant are exactly those its own policy allows (`reach::tenant_pairs`).
+//! - The same for ssh rules: no ssh login across tenants, and within a tenant exactly the
+//!   logins (device, device, action and local user) its own ssh rules allow
+//!   (`reach::shard_ssh_logins`, `reach::tenant_ssh_logins`).
 //! - The compiled policy passes the isolation check, and compiling twice gives the same
 //!   bytes.
 
@@ -11,7 +14,7 @@ use super::compile::{compile, TenantInput};
 use super::hujson::parse;
 use super::isolation::{self, ShardTenants};
 use super::model::{check, TenantContext};
-use super::reach::{shard_pairs, tenant_pairs, Device};
+use super::reach::{shard_pairs, shard_ssh_logins, tenant_pairs, tenant_ssh_logins, Device};
 use crate::domain::routes::Prefix;
 use proptest::prelude::*;
 use serde_json::json;
@@ -25,6 +28,12 @@ const GROUPS: [&str; 2] = ["eng", "ops"];
 /// tenant's vocabulary.
 type GenRule = (Vec<usize>, Vec<(usize, u16)>);
 
+/// An ssh rule as generated: sources and destinations as indexes into the tenant's ssh
+/// vocabulary, local users as a bit set of `LOGINS`, and whether it is a `check` rule.
+type GenSsh = (Vec<usize>, Vec<usize>, u8, bool);
+
+const LOGINS: [&str; 3] = ["root", "autogroup:nonroot", "ubuntu"];
+
 /// One tenant as generated: members, its tags, groups, rules (as indexes into its
 /// vocabulary), devices.
 #[derive(Debug, Clone)]
@@ -33,6 +42,7 @@ struct GenTenant {
     tags: usize,
     groups: Vec<Vec<usize>>,
     rules: Vec<GenRule>,
+    ssh: Vec<GenSsh>,
     devices: Vec<(bool, usize)>,
 }
 
@@ -52,13 +62,23 @@ fn gen_tenant() -> impl Strategy<Value = GenTenant> {
                 ),
                 0..=4,
             ),
+            prop::collection::vec(
+                (
+                    prop::collection::vec(0usize..64, 1..=2),
+                    prop::collection::vec(0usize..64, 1..=2),
+                    1u8..8,
+                    any::<bool>(),
+                ),
+                0..=2,
+            ),
             prop::collection::vec((any::<bool>(), 0usize..64), 0..=4),
         )
-            .prop_map(|(members, tags, groups, rules, devices)| GenTenant {
+            .prop_map(|(members, tags, groups, rules, ssh, devices)| GenTenant {
                 members,
                 tags,
                 groups,
                 rules,
+                ssh,
                 devices,
             })
     })
@@ -107,12 +127,59 @@ fn build(n: usize, g: &GenTenant, next_ip: &mut u32) -> Built {
             })
         })
         .collect();
+    // SSH: what Headscale takes (facts §8). Tags in the sources reach tags only; a
+    // member as a destination only from that member alone.
+    let mut ssh_src: Vec<String> = emails.clone();
+    ssh_src.extend(groups.iter().map(|g| format!("group:{g}")));
+    ssh_src.extend(TAGS[..g.tags].iter().map(|t| format!("tag:{t}")));
+    ssh_src.push("autogroup:member".into());
+    let mut ssh_dst: Vec<String> = TAGS[..g.tags].iter().map(|t| format!("tag:{t}")).collect();
+    if g.tags > 0 {
+        ssh_src.push("autogroup:tagged".into());
+        ssh_dst.push("autogroup:tagged".into());
+    }
+    ssh_dst.push("autogroup:self".into());
+    ssh_dst.extend(emails.iter().cloned());
+    let ssh: Vec<_> = g
+        .ssh
+        .iter()
+        .filter_map(|(src, dst, users, check)| {
+            let src: Vec<String> = src
+                .iter()
+                .map(|i| ssh_src[i % ssh_src.len()].clone())
+                .collect();
+            let tagged = src
+                .iter()
+                .any(|s| s.starts_with("tag:") || s == "autogroup:tagged");
+            let dst: Vec<String> = dst
+                .iter()
+                .map(|i| ssh_dst[i % ssh_dst.len()].clone())
+                .filter(|d| {
+                    let user_owned = d.contains('@') || d == "autogroup:self";
+                    !(tagged && user_owned) && (!d.contains('@') || src.iter().all(|s| s == d))
+                })
+                .collect();
+            let users: Vec<&str> = (0..LOGINS.len())
+                .filter(|b| users & (1 << b) != 0)
+                .map(|b| LOGINS[b])
+                .collect();
+            (!dst.is_empty()).then(|| {
+                json!({
+                    "action": if *check { "check" } else { "accept" },
+                    "src": src,
+                    "dst": dst,
+                    "users": users,
+                })
+            })
+        })
+        .collect();
     let text = json!({
         "groups": groups.iter().zip(&g.groups).map(|(name, members)| {
             (format!("group:{name}"), members.iter().map(|m| emails[*m].clone()).collect::<Vec<_>>())
         }).collect::<BTreeMap<_, _>>(),
         "tagOwners": TAGS[..g.tags].iter().map(|t| (format!("tag:{t}"), vec![emails[0].clone()])).collect::<BTreeMap<_, _>>(),
         "acls": rules,
+        "ssh": ssh,
     })
     .to_string();
     let subnets = vec![Prefix::parse(&subnet).unwrap()];
@@ -178,12 +245,14 @@ proptest! {
         let shard = ShardTenants {
             subnets: inputs.iter().map(|t| (t.code.clone(), t.subnets.clone())).collect(),
         };
+        prop_assert!(isolation::check_all(&compiled, &shard).is_ok());
         prop_assert!(isolation::check(&compiled.policy, &compiled.acl_sources, &shard).is_ok());
 
         // All devices of the shard, numbered; each tenant's own pairs in shard numbers.
         let mut all = Vec::new();
         let mut owner = Vec::new();
         let mut expected = BTreeSet::new();
+        let mut expected_ssh = BTreeSet::new();
         for (t, b) in built.iter().enumerate() {
             let base = all.len();
             all.extend(b.devices.iter().cloned());
@@ -191,11 +260,19 @@ proptest! {
             for (s, d) in tenant_pairs(&b.input.policy, &b.input.code, &b.input.users, &b.devices) {
                 expected.insert((base + s, base + d));
             }
+            for (s, d, login) in tenant_ssh_logins(&b.input.policy, &b.input.code, &b.input.users, &b.devices) {
+                expected_ssh.insert((base + s, base + d, login));
+            }
         }
         let got = shard_pairs(&compiled.policy, &all);
         for (s, d) in &got {
             prop_assert_eq!(owner[*s], owner[*d], "device {} reaches device {} of another tenant\n{}", s, d, compiled.text());
         }
         prop_assert_eq!(got, expected, "{}", compiled.text());
+        let got_ssh = shard_ssh_logins(&compiled.policy, &all);
+        for (s, d, login) in &got_ssh {
+            prop_assert_eq!(owner[*s], owner[*d], "device {} logs in to device {} of another tenant ({})\n{}", s, d, login, compiled.text());
+        }
+        prop_assert_eq!(got_ssh, expected_ssh, "{}", compiled.text());
     }
 }
