@@ -6,7 +6,7 @@
 //!   answers a policy exactly when it reports no errors;
 //! - a policy it accepts, compiled with a second fixed tenant on the same shard (with
 //!   the generated cross-tenant tests), compiles, and the compiled policy passes
-//!   `isolation::check`. The two tenants' subnets are disjoint and `check` keeps every
+//!   `isolation::check_all`. The two tenants' subnets are disjoint and the check keeps every
 //!   address and route inside the tenant's own subnet, so a compile error or an
 //!   isolation violation here is a bug in the checker or the compiler.
 //!
@@ -125,7 +125,7 @@ fuzz_target!(|data: &[u8]| {
             .map(|t| (t.code.clone(), t.subnets.clone()))
             .collect(),
     };
-    if let Err(violations) = isolation::check(&compiled.policy, &compiled.acl_sources, &shard) {
+    if let Err(violations) = isolation::check_all(&compiled, &shard) {
         panic!(
             "isolation violated: {violations:#?}\ncompiled:\n{}",
             compiled.text()

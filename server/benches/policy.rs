@@ -186,7 +186,7 @@ fn compile_bench(n: usize, rules: usize, iters: usize) -> BenchResult<()> {
                 .collect::<BTreeMap<_, _>>(),
         };
         let started = Instant::now();
-        isolation::check(&compiled.policy, &compiled.acl_sources, &shard)
+        isolation::check_all(&compiled, &shard)
             .map_err(|v| format!("isolation: {:?}", &v[..v.len().min(3)]))?;
         isolation_ms.push(started.elapsed().as_secs_f64() * 1e3);
         total_ms.push(compile_ms.last().unwrap() + isolation_ms.last().unwrap());

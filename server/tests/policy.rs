@@ -382,6 +382,78 @@ async fn tenants_on_one_shard_reach_only_their_own_devices(owner: PgPool) {
             .await
             .unwrap();
     assert_eq!(audit, 4);
+
+    // SSH: acme lets members into their own devices as non-root users. Its sshTests run
+    // in the portal; the shard takes the namespaced rule, and it names acme's only.
+    let res = save(
+        &acme,
+        "acme",
+        r#"{
+          "acls": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self:22"]}],
+          "ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"],
+                   "users": ["autogroup:nonroot"]}],
+          "sshTests": [{"src": "alice@acme.example", "dst": ["autogroup:self"],
+                        "accept": ["alice"], "deny": ["root"]}],
+        }"#,
+        Some(1),
+    )
+    .await;
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{}",
+        res.text().await.unwrap()
+    );
+    let outcome = push(&pusher, &owner, shard).await;
+    assert!(
+        matches!(&outcome, PushOutcome::Pushed { rejected, .. } if rejected.is_empty()),
+        "{outcome:?}"
+    );
+    let live: serde_json::Value =
+        serde_json::from_str(&client.get_policy().await.unwrap().unwrap().policy).unwrap();
+    let ssh = live["ssh"].as_array().expect("an ssh section on the shard");
+    assert_eq!(ssh.len(), 1, "{ssh:?}");
+    let src: Vec<&str> = ssh[0]["src"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(
+        !src.is_empty() && src.iter().all(|s| s.starts_with("t7k2.")),
+        "only acme's users: {src:?}"
+    );
+    assert_eq!(ssh[0]["dst"], serde_json::json!(["autogroup:self"]));
+    assert_eq!(ssh[0]["users"], serde_json::json!(["autogroup:nonroot"]));
+    // An sshTest that fails is refused and changes nothing.
+    let res = save(
+        &acme,
+        "acme",
+        r#"{"ssh": [{"action": "accept", "src": ["autogroup:member"], "dst": ["autogroup:self"],
+                     "users": ["root"]}],
+            "sshTests": [{"src": "alice@acme.example", "dst": ["autogroup:self"], "deny": ["root"]}]}"#,
+        Some(2),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // A rule that would let an acme member into devices of the whole shard is refused.
+    let res = save(
+        &acme,
+        "acme",
+        r#"{"ssh": [{"action": "accept", "src": ["alice@acme.example"], "dst": ["autogroup:member"],
+                     "users": ["root"]}]}"#,
+        Some(2),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let newest: i32 = sqlx::query_scalar(
+        "select max(revision) from policy_revision r join tenant t on t.id = r.tenant_id
+          where t.slug = 'acme'",
+    )
+    .fetch_one(&owner)
+    .await
+    .unwrap();
+    assert_eq!(newest, 2);
 }
 
 /// A revision the shard itself refuses (Headscale 0.28 does not know the protocol

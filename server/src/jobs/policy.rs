@@ -391,7 +391,7 @@ fn build(
             .collect::<Vec<_>>()
             .join("; ")
     })?;
-    if let Err(violations) = isolation::check(&compiled.policy, &compiled.acl_sources, shard) {
+    if let Err(violations) = isolation::check_all(&compiled, shard) {
         let list: Vec<String> = violations
             .iter()
             .map(|v| format!("{}: {}", v.code, v.message))

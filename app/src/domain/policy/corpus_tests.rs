@@ -102,7 +102,7 @@ fn check_input(name: &str, data: &[u8], other: &TenantInput) -> Option<bool> {
             .map(|t| (t.code.clone(), t.subnets.clone()))
             .collect(),
     };
-    if let Err(violations) = isolation::check(&compiled.policy, &compiled.acl_sources, &shard) {
+    if let Err(violations) = isolation::check_all(&compiled, &shard) {
         panic!(
             "{name}: isolation violated: {violations:#?}\ncompiled:\n{}",
             compiled.text()
