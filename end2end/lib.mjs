@@ -37,6 +37,7 @@ export const USERS = {
   bob: { username: 'bob', password: 'bob-demo', name: 'Bob Member' },
   gina: { username: 'gina', password: 'gina-demo', name: 'Gina Globex' },
   carol: { username: 'carol', password: 'carol-demo', name: 'Carol Both' },
+  bill: { username: 'bill', password: 'bill-demo', name: 'Bill Billing' },
 };
 
 /** An absolute portal URL for a path. */

@@ -45,6 +45,13 @@ const DEMO_USERS = [
     email: 'carol@multi.example',
     groups: ['tenant:acme:network_admin', 'tenant:globex:auditor'],
   },
+  {
+    username: 'bill',
+    password: 'bill-demo',
+    name: 'Bill Billing',
+    email: 'bill@acme.example',
+    groups: ['tenant:acme:billing_admin'],
+  },
 ];
 
 /** Users with `sub` and `email_verified` filled in. */

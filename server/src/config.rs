@@ -62,6 +62,9 @@ pub struct SyncConfig {
     pub interval: Option<std::time::Duration>,
     /// Shards synced at once by this replica.
     pub concurrency: usize,
+    /// How often each shard's usage is rolled up (`PORTAL_USAGE_ROLLUP_SECONDS`); runs
+    /// with the sync, `None` when the sync is off.
+    pub usage_every: std::time::Duration,
 }
 
 impl Default for SyncConfig {
@@ -69,6 +72,7 @@ impl Default for SyncConfig {
         SyncConfig {
             interval: Some(std::time::Duration::from_secs(15)),
             concurrency: 4,
+            usage_every: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -141,6 +145,12 @@ impl Config {
                 "PORTAL_SYNC_CONCURRENCY must be from 1 to 64".into(),
             ));
         }
+        let usage_seconds: u64 = number("PORTAL_USAGE_ROLLUP_SECONDS", 60)?;
+        if !(1..=3600).contains(&usage_seconds) {
+            return Err(ConfigError(
+                "PORTAL_USAGE_ROLLUP_SECONDS must be from 1 to 3600".into(),
+            ));
+        }
         Ok(Config {
             bind,
             public_url,
@@ -168,6 +178,7 @@ impl Config {
             sync: SyncConfig {
                 interval: (sync_seconds > 0).then(|| std::time::Duration::from_secs(sync_seconds)),
                 concurrency: sync_concurrency,
+                usage_every: std::time::Duration::from_secs(usage_seconds),
             },
         })
     }

@@ -3,6 +3,7 @@
 //! command line. `main.rs` only boots.
 
 pub mod auth_layer;
+pub mod billing;
 pub mod cli;
 pub mod config;
 pub mod health;

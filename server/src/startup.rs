@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::jobs::policy::{PolicyPusher, PushHandle, PushSettings};
 use crate::jobs::sync::{SyncHandle, SyncSettings, SyncWorker};
+use crate::jobs::usage::{UsageHandle, UsageRoller, UsageSettings};
 use crate::oidc::Oidc;
 use crate::security::SiteOrigin;
 use app::auth::clock::Clock;
@@ -74,6 +75,8 @@ pub struct Application {
     sync: Option<SyncHandle>,
     /// The policy push; runs whenever the sync does (they drive the same shards).
     push: Option<PushHandle>,
+    /// The usage rollup; runs whenever the sync does.
+    usage: Option<UsageHandle>,
 }
 
 impl Application {
@@ -110,11 +113,22 @@ impl Application {
             )
             .spawn()
         });
+        let usage = config.sync.interval.map(|interval| {
+            UsageRoller::new(
+                state.pool.clone(),
+                UsageSettings {
+                    every: config.sync.usage_every,
+                    max_gap: app::data::sync::SyncTiming::new(interval).max_gap,
+                },
+            )
+            .spawn()
+        });
         Ok(Application {
             listener,
             router,
             sync,
             push,
+            usage,
         })
     }
 
@@ -132,6 +146,9 @@ impl Application {
         if let Some(push) = self.push {
             push.shutdown().await;
         }
+        if let Some(usage) = self.usage {
+            usage.shutdown().await;
+        }
         served
     }
 
@@ -140,6 +157,7 @@ impl Application {
         tokio::spawn(async move {
             let _sync = self.sync;
             let _push = self.push;
+            let _usage = self.usage;
             axum::serve(self.listener, self.router).await
         })
     }
@@ -286,8 +304,16 @@ pub fn router_with_state(config: &Config, state: AppState) -> Result<Router, Sta
         .route("/auth/callback", get(crate::oidc::callback))
         .route("/auth/logout", post(crate::oidc::logout))
         .with_state(portal);
+    let billing_router: Router = Router::new()
+        .route("/t/{slug}/usage/export", get(crate::billing::tenant_export))
+        .route(
+            "/operator/usage/export",
+            get(crate::billing::operator_export),
+        )
+        .with_state(state.clone());
 
     let main = auth_router
+        .merge(billing_router)
         .merge(leptos_router)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

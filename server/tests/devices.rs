@@ -6,9 +6,9 @@
 
 mod common;
 
+use common::{add_shard, app_pool, secrets};
+
 use app::api::keys::MintedKey;
-use app::data::secret::SecretBox;
-use app::data::shards::{self, NewShard};
 use app::data::sync::mark_due;
 use app::headscale::{HeadscaleErrorKind, NodeId};
 use common::stack::Stack;
@@ -16,45 +16,10 @@ use common::{Idp, TestApp};
 use reqwest::StatusCode;
 use server::jobs::sync::{SyncSettings, SyncWorker};
 use sqlx::PgPool;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 /// The TestApp portal's secret key, so the worker can open what the portal sealed.
-fn secrets() -> Arc<SecretBox> {
-    Arc::new(SecretBox::new(&[9u8; 32]).expect("secret key"))
-}
-
-fn app_pool(owner: &PgPool) -> PgPool {
-    sqlx::postgres::PgPoolOptions::new()
-        .max_connections(4)
-        .connect_lazy_with(common::app_role_options(owner))
-}
-
-async fn add_shard(owner: &PgPool, cluster_id: &str, url: &str, key: &str) -> Uuid {
-    let id = shards::upsert(
-        &app_pool(owner),
-        &secrets(),
-        &NewShard {
-            cluster_id: cluster_id.into(),
-            name: cluster_id.into(),
-            region: "local".into(),
-            login_server_url: url.into(),
-            api_url: url.into(),
-            node_capacity: 100,
-        },
-        key,
-    )
-    .await
-    .expect("shard");
-    sqlx::query("update tenant set shard_id = $1")
-        .bind(id)
-        .execute(owner)
-        .await
-        .expect("place tenants");
-    id
-}
-
 async fn sync(worker: &SyncWorker, owner: &PgPool, shard: Uuid) {
     assert!(mark_due(&app_pool(owner), shard).await.unwrap());
     worker.run_due_once().await.expect("sync");

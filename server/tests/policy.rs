@@ -11,55 +11,20 @@
 
 mod common;
 
+use common::{add_shard, app_pool, secrets};
+
 use app::data::policies::mark_dirty;
-use app::data::secret::SecretBox;
-use app::data::shards::{self, NewShard};
 use app::data::sync::mark_due;
 use app::headscale::{NewPreAuthKey, UserId};
-use common::stack::{RealShard, Stack};
+use common::stack::Stack;
 use common::{Idp, TestApp};
 use reqwest::StatusCode;
 use server::jobs::policy::{PolicyPusher, PushOutcome, PushSettings};
 use server::jobs::sync::{SyncSettings, SyncWorker};
 use sqlx::PgPool;
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
-
-fn secrets() -> Arc<SecretBox> {
-    Arc::new(SecretBox::new(&[9u8; 32]).expect("secret key"))
-}
-
-fn app_pool(owner: &PgPool) -> PgPool {
-    sqlx::postgres::PgPoolOptions::new()
-        .max_connections(4)
-        .connect_lazy_with(common::app_role_options(owner))
-}
-
-async fn add_shard(owner: &PgPool, real: &RealShard) -> Uuid {
-    let id = shards::upsert(
-        &app_pool(owner),
-        &secrets(),
-        &NewShard {
-            cluster_id: real.cluster_id.clone(),
-            name: real.cluster_id.clone(),
-            region: "local".into(),
-            login_server_url: real.url.clone(),
-            api_url: real.url.clone(),
-            node_capacity: 100,
-        },
-        &real.api_key,
-    )
-    .await
-    .expect("shard");
-    sqlx::query("update tenant set shard_id = $1")
-        .bind(id)
-        .execute(owner)
-        .await
-        .expect("place tenants");
-    id
-}
 
 fn form<'a>(pairs: &[(&'a str, &'a str)]) -> Vec<(&'a str, String)> {
     pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
@@ -137,7 +102,7 @@ async fn tenants_on_one_shard_reach_only_their_own_devices(owner: PgPool) {
     let stack = Stack::new();
     let real = stack.start_shard("hs-pol", 9).await;
     let acme = TestApp::spawn(owner.clone(), Idp::real_rs256()).await;
-    let shard = add_shard(&owner, &real).await;
+    let shard = add_shard(&owner, &real.cluster_id, &real.url, &real.api_key).await;
     acme.sign_in("alice").await; // acme admin
     let globex = acme.another_browser("gina").await; // globex admin
     let bob = acme.another_browser("bob").await; // acme member
@@ -468,7 +433,7 @@ async fn a_revision_the_shard_refuses_holds_back_no_other_tenant(owner: PgPool) 
     let stack = Stack::new();
     let real = stack.start_shard_with("hs-pol28", 10, &bin).await;
     let acme = TestApp::spawn(owner.clone(), Idp::real_rs256()).await;
-    let shard = add_shard(&owner, &real).await;
+    let shard = add_shard(&owner, &real.cluster_id, &real.url, &real.api_key).await;
     acme.sign_in("alice").await;
     let globex = acme.another_browser("gina").await;
     let pusher = PolicyPusher::new(app_pool(&owner), secrets(), PushSettings::default());

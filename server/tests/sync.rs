@@ -1579,6 +1579,7 @@ async fn the_served_portal_runs_the_sync(owner: PgPool) {
         sync: server::config::SyncConfig {
             interval: sync_interval,
             concurrency: 2,
+            ..server::config::SyncConfig::default()
         },
     };
     let clock = Arc::new(app::auth::clock::SystemClock);

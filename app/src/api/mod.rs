@@ -9,4 +9,5 @@ pub mod preferences;
 pub mod shards;
 pub mod tenant;
 pub mod tenants;
+pub mod usage;
 pub mod viewer;

@@ -16,6 +16,18 @@ pub struct TenantOverview {
     pub your_role: TenantRole,
     pub shard: Option<ShardSummary>,
     pub members: Vec<MemberRow>,
+    pub quotas: Quotas,
+}
+
+/// The tenant's quotas and what it uses of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quotas {
+    /// Devices registered (not removed) on the tenant's shard.
+    pub devices: i64,
+    pub device_quota: i32,
+    /// Pre-auth keys that can still register a device (not expired; reusable or unused).
+    pub active_keys: i64,
+    pub key_quota: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,9 +14,12 @@ pub mod shard_users;
 pub mod shards;
 pub mod sync;
 pub mod tenants;
+pub mod usage;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod usage_tests;
 
 use crate::auth::{OperatorScope, TenantScope};
 use sqlx::{PgPool, Postgres, Transaction};

@@ -24,6 +24,8 @@ struct OverviewRow {
     shard_status: Option<String>,
     shard_health: Option<String>,
     shard_last_sync_at: Option<time::OffsetDateTime>,
+    device_quota: i32,
+    key_quota: i32,
 }
 
 #[derive(sqlx::FromRow)]
@@ -46,7 +48,8 @@ pub async fn overview(
         "select t.slug, t.code, t.display_name, t.plan, t.region, t.status,
                 s.cluster_id as shard_cluster_id, s.name as shard_name, s.region as shard_region,
                 s.login_server_url as shard_login_server_url, s.status as shard_status,
-                s.health as shard_health, s.last_sync_at as shard_last_sync_at
+                s.health as shard_health, s.last_sync_at as shard_last_sync_at,
+                t.device_quota, t.key_quota
          from tenant t left join shard s on s.id = t.shard_id
          where t.id = $1",
     )
@@ -66,7 +69,14 @@ pub async fn overview(
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
+    let (active_keys, devices) = super::keys::usage(pool, scope).await?;
     Ok(Some(TenantOverview {
+        quotas: crate::api::tenant::Quotas {
+            devices,
+            device_quota: row.device_quota,
+            active_keys,
+            key_quota: row.key_quota,
+        },
         slug: row.slug,
         code: row.code.clone(),
         display_name: row.display_name,

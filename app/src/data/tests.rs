@@ -13,7 +13,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 /// The test database as the application role (not the owner sqlx::test connects as).
-fn app_pool(owner: &PgPool) -> PgPool {
+pub(super) fn app_pool(owner: &PgPool) -> PgPool {
     let user = std::env::var("TEST_APP_DB_USER").unwrap_or_else(|_| "portal_app".into());
     let password = std::env::var("TEST_APP_DB_PASSWORD").unwrap_or_else(|_| "portal_app".into());
     let options = owner
@@ -27,7 +27,7 @@ fn app_pool(owner: &PgPool) -> PgPool {
         .connect_lazy_with(options)
 }
 
-async fn tenant(pool: &PgPool, slug: &str, code: &str) -> Uuid {
+pub(super) async fn tenant(pool: &PgPool, slug: &str, code: &str) -> Uuid {
     tenants::upsert(
         pool,
         &TenantSlug::parse(slug).unwrap(),
@@ -41,7 +41,7 @@ async fn tenant(pool: &PgPool, slug: &str, code: &str) -> Uuid {
     .unwrap()
 }
 
-async fn login(pool: &PgPool, subject: &str, groups: &[&str]) -> Uuid {
+pub(super) async fn login(pool: &PgPool, subject: &str, groups: &[&str]) -> Uuid {
     let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
     record_login(
         pool,

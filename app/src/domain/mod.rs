@@ -1,5 +1,6 @@
 //! Pure types and rules of the portal. No I/O here, so everything is unit-testable.
 
+pub mod csv;
 pub mod devices;
 pub mod groups;
 pub mod keys;
@@ -13,3 +14,4 @@ pub mod sync;
 pub mod tags;
 pub mod tenant;
 pub mod theme;
+pub mod usage;

@@ -93,9 +93,31 @@ impl ShardStatus {
     }
 }
 
+/// A shard's fill as the operator sees it: `full` at or over capacity, `warning` from
+/// 80 % (the same threshold the capacity bars turn amber at), else `ok`.
+pub fn capacity_state(nodes: i64, capacity: i64) -> &'static str {
+    if nodes >= capacity {
+        "full"
+    } else if nodes * 100 >= capacity * 80 {
+        "warning"
+    } else {
+        "ok"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shard_warns_from_80_percent_and_is_full_at_capacity() {
+        assert_eq!(capacity_state(79, 100), "ok");
+        assert_eq!(capacity_state(80, 100), "warning");
+        assert_eq!(capacity_state(99, 100), "warning");
+        assert_eq!(capacity_state(100, 100), "full");
+        assert_eq!(capacity_state(0, 0), "full");
+        assert_eq!(capacity_state(3, 2), "full");
+    }
 
     #[test]
     fn cluster_ids_are_dns_labels() {

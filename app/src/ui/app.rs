@@ -11,12 +11,15 @@ use crate::ui::layout::Layout;
 use crate::ui::login_page::{LoginPage, SignedOutPage};
 use crate::ui::not_found_page::NotFoundPage;
 use crate::ui::operator_page::OperatorPage;
+use crate::ui::operator_usage_page::OperatorUsagePage;
 use crate::ui::policy_page::PolicyPage;
+use crate::ui::quotas_page::QuotasPage;
 use crate::ui::shard_detail_page::ShardDetailPage;
 use crate::ui::shard_new_page::ShardNewPage;
 use crate::ui::tenant_admin_page::TenantAdminPage;
 use crate::ui::tenant_dashboard_page::TenantDashboardPage;
 use crate::ui::tenant_new_page::TenantNewPage;
+use crate::ui::usage_page::UsagePage;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Html, MetaTags, Stylesheet, Title};
 use leptos_router::{
@@ -86,8 +89,11 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/t/:slug/devices/:node_id") view=DevicePage ssr=SsrMode::Async />
                     <Route path=path!("/t/:slug/keys") view=KeysPage ssr=SsrMode::Async />
                     <Route path=path!("/t/:slug/policy") view=PolicyPage ssr=SsrMode::Async />
+                    <Route path=path!("/t/:slug/usage") view=UsagePage ssr=SsrMode::Async />
                     <Route path=path!("/operator") view=OperatorPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/shards/new") view=ShardNewPage ssr=SsrMode::Async />
+                    <Route path=path!("/operator/quotas") view=QuotasPage ssr=SsrMode::Async />
+                    <Route path=path!("/operator/usage") view=OperatorUsagePage ssr=SsrMode::Async />
                     <Route path=path!("/operator/tenants/new") view=TenantNewPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/shards/:cluster_id") view=ShardDetailPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/tenants/:slug") view=TenantAdminPage ssr=SsrMode::Async />

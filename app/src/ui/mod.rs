@@ -1,6 +1,7 @@
 //! Components by area. `*_page.rs` are routes; `common` holds shared widgets.
 
 pub mod app;
+pub mod charts;
 pub mod common;
 pub mod device_page;
 pub mod devices_page;
@@ -10,10 +11,13 @@ pub mod layout;
 pub mod login_page;
 pub mod not_found_page;
 pub mod operator_page;
+pub mod operator_usage_page;
 pub mod policy_page;
+pub mod quotas_page;
 pub mod shard_detail_page;
 pub mod shard_form;
 pub mod shard_new_page;
 pub mod tenant_admin_page;
 pub mod tenant_dashboard_page;
 pub mod tenant_new_page;
+pub mod usage_page;

@@ -3,6 +3,8 @@
 //! page never waits on the shard.
 
 use crate::api::shards::{get_shard, SetShardStatus, ShardDetail, SyncShardNow};
+use crate::api::usage::{get_shard_trend, ShardTrend};
+use crate::ui::charts::{Bar, BarChart};
 use crate::ui::common::{
     utc, Badge, CapacityBar, Card, FormError, HealthBadge, Loaded, Notice, PageHeader,
     TenantStatus, Tone,
@@ -19,7 +21,52 @@ pub fn ShardDetailPage() -> impl IntoView {
         move || params.read().get("cluster_id").unwrap_or_default(),
         get_shard,
     );
-    view! { <Loaded resource=shard render=|s| view! { <ShardDetailView shard=s /> } /> }
+    let trend = Resource::new(
+        move || params.read().get("cluster_id").unwrap_or_default(),
+        get_shard_trend,
+    );
+    view! {
+        <Loaded resource=shard render=|s| view! { <ShardDetailView shard=s /> } />
+        <div class="mt-6">
+            <Loaded resource=trend render=|t| view! { <Trend trend=t /> } />
+        </div>
+    }
+}
+
+/// The last 30 days: devices registered at each day's end against the capacity, and the
+/// most online at once.
+#[component]
+fn Trend(trend: ShardTrend) -> impl IntoView {
+    let registered: Vec<Bar> = trend
+        .days
+        .iter()
+        .map(|(day, registered, _, _)| Bar {
+            label: day[8..].trim_start_matches('0').to_string(),
+            value: *registered as f64,
+            shown: format!("{day}: {registered} devices registered"),
+        })
+        .collect();
+    let peak: Vec<Bar> = trend
+        .days
+        .iter()
+        .map(|(day, _, peak, hours)| Bar {
+            label: day[8..].trim_start_matches('0').to_string(),
+            value: f64::from(*peak),
+            shown: format!("{day}: {peak} online at once, {hours} device-hours"),
+        })
+        .collect();
+    let capacity = (
+        f64::from(trend.node_capacity),
+        format!("capacity {}", trend.node_capacity),
+    );
+    view! {
+        <Card title="Trend · last 30 days (UTC)">
+            <div class="grid gap-6 lg:grid-cols-2">
+                <BarChart title="Devices registered" bars=registered line=capacity />
+                <BarChart title="Peak devices online" bars=peak />
+            </div>
+        </Card>
+    }
 }
 
 fn status_tone(status: &str) -> Tone {

@@ -1,6 +1,7 @@
 //! `/t/:slug`: the tenant's home: who you are here, where the tailnet lives, who is in it.
 
 use crate::api::tenant::{get_tenant_overview, TenantOverview};
+use crate::ui::charts::QuotaBar;
 use crate::ui::common::{Badge, Card, Loaded, PageHeader, Tone};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -61,6 +62,31 @@ fn Dashboard(overview: TenantOverview) -> impl IntoView {
             <Card title="You">
                 <p class="text-sm">"Role: " <Badge tone=Tone::Info text=o.your_role.label() /></p>
                 <p class="mt-2 text-xs text-slate-500 dark:text-slate-400">{role_help(o.your_role)}</p>
+            </Card>
+        </div>
+        <div class="mt-6">
+            <Card title="Quotas">
+                <div class="grid gap-6 md:grid-cols-2">
+                    <QuotaBar
+                        label="Devices"
+                        used=o.quotas.devices
+                        limit=i64::from(o.quotas.device_quota)
+                        hint="Devices registered on the tenant's shard. Registering beyond the quota is refused."
+                    />
+                    <QuotaBar
+                        label="Active pre-auth keys"
+                        used=o.quotas.active_keys
+                        limit=i64::from(o.quotas.key_quota)
+                        hint="Keys that can still register a device (not expired; reusable or unused)."
+                    />
+                </div>
+                <div class="mt-4 flex flex-wrap gap-3 text-sm">
+                    <a class="btn-secondary" href=format!("/t/{}/devices", o.slug)>"Devices"</a>
+                    <a class="btn-secondary" href=format!("/t/{}/keys", o.slug)>"Pre-auth keys"</a>
+                    {o.your_role.allows(crate::domain::role::Permission::ViewBilling).then(|| view! {
+                        <a class="btn-secondary" href=format!("/t/{}/usage", o.slug)>"Usage and billing"</a>
+                    })}
+                </div>
             </Card>
         </div>
         <div class="mt-6">

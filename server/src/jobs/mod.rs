@@ -3,3 +3,4 @@
 
 pub mod policy;
 pub mod sync;
+pub mod usage;

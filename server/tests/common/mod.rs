@@ -291,3 +291,42 @@ fn form_action(html: &str) -> Option<String> {
     let end = rest[a..].find('"')?;
     Some(rest[a..a + end].replace("&amp;", "&"))
 }
+
+/// The portal's secret key in these tests (the same as `TestApp`'s configuration), so
+/// shard API keys sealed by a test open in the portal.
+pub fn secrets() -> Arc<app::data::secret::SecretBox> {
+    Arc::new(app::data::secret::SecretBox::new(&[9u8; 32]).expect("secret key"))
+}
+
+/// The test database as the application role, as the portal runs (row-level security).
+pub fn app_pool(owner: &PgPool) -> PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .connect_lazy_with(app_role_options(owner))
+}
+
+/// Registers a shard (its API key sealed as `portal shard upsert` seals it) and places
+/// every tenant on it.
+pub async fn add_shard(owner: &PgPool, cluster_id: &str, url: &str, key: &str) -> uuid::Uuid {
+    let id = app::data::shards::upsert(
+        &app_pool(owner),
+        &secrets(),
+        &app::data::shards::NewShard {
+            cluster_id: cluster_id.into(),
+            name: cluster_id.into(),
+            region: "local".into(),
+            login_server_url: url.into(),
+            api_url: url.into(),
+            node_capacity: 100,
+        },
+        key,
+    )
+    .await
+    .expect("shard");
+    sqlx::query("update tenant set shard_id = $1")
+        .bind(id)
+        .execute(owner)
+        .await
+        .expect("place tenants");
+    id
+}
