@@ -18,12 +18,21 @@ scenario('a billing admin sees a real device\'s time on the usage page and in th
     // Alice (an admin) mints a key and a real device joins with it.
     await login(s, 'alice', { next: '/t/acme/keys' });
     await onPortalPage(s, '/t/acme/keys');
-    const form = page.getByRole('form', { name: 'Generate key' });
-    await form.getByLabel('Expires after (days)').fill('1');
-    await form.getByLabel('Description').fill(`usage ${host}`);
-    await form.getByRole('button', { name: 'Generate key' }).click();
+    // Alice may be signing in for the first time: the sync makes her user on the shard
+    // within a few seconds, and until then the form says so.
     const shown = page.getByRole('dialog', { name: 'Your new key' });
-    await visible(shown);
+    await eventually(
+      async () => {
+        await open(s, '/t/acme/keys');
+        const form = page.getByRole('form', { name: 'Generate key' });
+        await form.getByLabel('Expires after (days)').fill('1');
+        await form.getByLabel('Description').fill(`usage ${host}`);
+        s.expectStatus(portal('/api/create_key'), 409);
+        await form.getByRole('button', { name: 'Generate key' }).click();
+        await visible(shown);
+      },
+      { timeout: 60_000, interval: 2_000 },
+    );
     const key = (await shown.getByTestId('minted-key').innerText()).trim();
     const up = (await shown.getByTestId('tailscale-up').innerText()).trim();
     const loginServer = /--login-server=(\S+)/.exec(up)[1];

@@ -139,6 +139,9 @@ async fn a_devices_online_time_reaches_the_billing_export(owner: PgPool) {
     // (≤ 1 sync interval late) to the first that sees it offline (Headscale notices a
     // client left after its grace period, about 10 s on 0.29.2, + ≤ 1 interval).
     let real_span = span.as_secs_f64();
+    eprintln!(
+        "online {real_span:.1} s (tailscale up → tailscaled stopped); counted {counted:.1} s"
+    );
     assert!(
         counted >= real_span - 2.0 && counted <= real_span + 15.0,
         "counted {counted:.1} s for {real_span:.1} s online"

@@ -167,9 +167,15 @@ pub async fn get_operator_usage(month: Option<String>) -> Result<OperatorUsage, 
     let scope = principal.operator_scope().map_err(fail)?;
     let month = month_param(month).map_err(fail)?;
     let state = crate::state::app_state().map_err(fail)?;
-    let rows = crate::data::usage::operator_summary(&state.pool, &scope, month)
+    let mut rows = crate::data::usage::operator_summary(&state.pool, &scope, month)
         .await
         .map_err(|e| fail(e.into()))?;
+    // The page lists the biggest users first (the export keeps its documented order).
+    rows.sort_by(|a, b| {
+        b.device_seconds
+            .cmp(&a.device_seconds)
+            .then_with(|| a.tenant_slug.cmp(&b.tenant_slug))
+    });
     let current = Month::containing(time::OffsetDateTime::now_utc().date());
     Ok(OperatorUsage {
         month: month.to_string(),

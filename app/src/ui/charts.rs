@@ -74,22 +74,26 @@ pub fn BarChart(
     #[prop(optional)]
     line: Option<(f64, String)>,
 ) -> impl IntoView {
-    const W: f64 = 600.0;
-    const H: f64 = 160.0;
-    const LEFT: f64 = 40.0;
-    const BOTTOM: f64 = 20.0;
-    let max_value = bars
-        .iter()
-        .map(|b| b.value)
-        .chain(line.as_ref().map(|l| l.0))
-        .fold(0.0_f64, f64::max);
+    // About the size the chart is drawn at in a third of the page, so its 9-unit text
+    // reads at about 9 px.
+    const W: f64 = 340.0;
+    const H: f64 = 170.0;
+    const LEFT: f64 = 30.0;
+    const BOTTOM: f64 = 18.0;
+    // Room for the top tick's label.
+    const TOP: f64 = 8.0;
+    let max_bar = bars.iter().map(|b| b.value).fold(0.0_f64, f64::max);
+    // A reference line far above every bar would flatten them: it is drawn only when
+    // the bars come within half of it.
+    let line = line.filter(|(v, _)| max_bar * 2.0 >= *v);
+    let max_value = line.as_ref().map_or(max_bar, |l| max_bar.max(l.0));
     let top = nice_ceiling(max_value);
     let plot_w = W - LEFT;
-    let plot_h = H - BOTTOM;
+    let plot_h = H - BOTTOM - TOP;
     let n = bars.len().max(1) as f64;
     let slot = plot_w / n;
     let bar_w = (slot * 0.7).max(1.0);
-    let y = move |v: f64| plot_h - (v / top) * plot_h;
+    let y = move |v: f64| TOP + plot_h - (v / top) * plot_h;
     let label_every = (bars.len() / 10).max(1);
     let ticks: Vec<f64> = (0..=4).map(|i| top * f64::from(i) / 4.0).collect();
     let table_rows = bars.clone();
@@ -97,7 +101,7 @@ pub fn BarChart(
     view! {
         <figure class="space-y-2">
             <figcaption class="text-sm font-medium">{title.clone()}</figcaption>
-            <svg viewBox=format!("0 0 {W} {H}") class="h-44 w-full" role="img" aria-label=title>
+            <svg viewBox=format!("0 0 {W} {H}") class="h-auto w-full" role="img" aria-label=title>
                 {ticks.into_iter().map(|t| view! {
                     <line x1=LEFT.to_string() x2=W.to_string() y1=y(t).to_string() y2=y(t).to_string() class="stroke-slate-200 dark:stroke-slate-700" stroke-width="0.5" />
                     <text x=(LEFT - 4.0).to_string() y=(y(t) + 3.0).to_string() text-anchor="end" class="fill-slate-500 text-[9px]">{format_tick(t)}</text>
@@ -106,7 +110,7 @@ pub fn BarChart(
                     let x = LEFT + slot * i as f64 + (slot - bar_w) / 2.0;
                     let h = (b.value / top) * plot_h;
                     view! {
-                        <rect x=x.to_string() y=(plot_h - h).to_string() width=bar_w.to_string() height=h.max(0.0).to_string() rx="1" class="fill-indigo-500 dark:fill-indigo-400">
+                        <rect x=x.to_string() y=(TOP + plot_h - h).to_string() width=bar_w.to_string() height=h.max(0.0).to_string() rx="1" class="fill-indigo-500 dark:fill-indigo-400">
                             <title>{format!("{}: {}", b.label, b.shown)}</title>
                         </rect>
                         {(i % label_every == 0).then(|| view! {
@@ -134,9 +138,9 @@ pub fn BarChart(
     }
 }
 
-/// The smallest of 1, 2, 2.5, 5 × 10^k at or above `v` (at least 1).
+/// The smallest of 1, 2, 2.5, 5 × 10^k at or above `v` (1 for nothing to show).
 pub fn nice_ceiling(v: f64) -> f64 {
-    if v <= 1.0 || !v.is_finite() {
+    if v <= 0.0 || !v.is_finite() {
         return 1.0;
     }
     let exp = v.log10().floor();
@@ -152,8 +156,12 @@ pub fn nice_ceiling(v: f64) -> f64 {
 fn format_tick(v: f64) -> String {
     if v.fract().abs() < 1e-9 {
         format!("{v:.0}")
-    } else {
+    } else if v >= 1.0 {
         format!("{v:.1}")
+    } else {
+        // Enough decimals to tell the ticks apart (0.025, 0.05, …).
+        let s = format!("{v:.4}");
+        s.trim_end_matches('0').to_string()
     }
 }
 
@@ -164,6 +172,8 @@ mod tests {
     #[test]
     fn the_axis_ends_at_a_round_number_at_or_above_the_largest_value() {
         assert_eq!(nice_ceiling(0.0), 1.0);
+        assert!((nice_ceiling(0.05) - 0.05).abs() < 1e-12);
+        assert!((nice_ceiling(0.06) - 0.1).abs() < 1e-12);
         assert_eq!(nice_ceiling(3.0), 5.0);
         assert_eq!(nice_ceiling(10.0), 10.0);
         assert_eq!(nice_ceiling(11.0), 20.0);

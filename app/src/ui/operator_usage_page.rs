@@ -33,7 +33,7 @@ fn Usage(usage: OperatorUsage) -> impl IntoView {
             <a class="btn-secondary" href=export("summary") download>"All tenants: summary (CSV)"</a>
             <a class="btn-primary" href=export("detail") download>"All tenants: per-device detail (CSV)"</a>
         </nav>
-        <Card title=format!("Tenants ({}) · {} device-hours · {} active devices", u.rows.len(), u.device_hours, u.active_devices)>
+        <Card title=format!("Tenants ({}) by device-hours · {} device-hours · {} active devices", u.rows.len(), u.device_hours, u.active_devices)>
             <table class="w-full text-left text-sm">
                 <caption class="sr-only">"Usage by tenant"</caption>
                 <thead class="text-xs uppercase text-slate-500 dark:text-slate-400">
@@ -46,7 +46,7 @@ fn Usage(usage: OperatorUsage) -> impl IntoView {
                 <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
                     {u.rows.iter().map(|r| view! {
                         <tr>
-                            <td class="py-2"><a class="font-medium text-indigo-700 hover:underline dark:text-indigo-300" href=format!("/operator/tenants/{}", r.tenant_slug)>{r.tenant_name.clone()}</a> <span class="text-xs text-slate-500">{r.tenant_slug.clone()}</span></td>
+                            <td class="py-2"><a class="font-medium text-indigo-700 hover:underline dark:text-indigo-300" href=format!("/operator/tenants/{}", r.tenant_slug)>{r.tenant_name.clone()}</a><div class="text-xs text-slate-500">{r.tenant_slug.clone()}</div></td>
                             <td>{r.plan.clone()}</td>
                             <td><code class="text-xs">{r.cluster_id.clone()}</code></td>
                             <td class="text-right tabular-nums">{r.active_devices}</td>

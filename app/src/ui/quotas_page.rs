@@ -83,7 +83,7 @@ fn Quotas(rows: Vec<ShardQuota>, sort: String, desc: Option<bool>) -> impl IntoV
                         let total = r.nodes.max(1);
                         view! {
                             <tr class="align-top">
-                                <td class="w-56 py-3"><QuotaBar label=format!("{} %", r.used_pct) used=r.nodes limit=i64::from(r.node_capacity) /></td>
+                                <td class="w-56 py-3 pr-8"><QuotaBar label=format!("{} %", r.used_pct) used=r.nodes limit=i64::from(r.node_capacity) /></td>
                                 <td class="py-3 tabular-nums">{r.headroom}</td>
                                 <td class="py-3 tabular-nums">{r.node_capacity}<div class="text-xs text-slate-500">{format!("quotas promise {}", r.promised)}</div></td>
                                 <td class="py-3 tabular-nums">{r.tenants.len()}</td>
@@ -101,7 +101,7 @@ fn Quotas(rows: Vec<ShardQuota>, sort: String, desc: Option<bool>) -> impl IntoV
                                                     <rect width=(t.devices * 100 / total).to_string() height="2" class="fill-indigo-500" />
                                                 </svg>
                                                 <a class="hover:underline" href=format!("/operator/tenants/{}", t.slug)>{t.slug.clone()}</a>
-                                                <span class="tabular-nums text-slate-500">{format!("{} of quota {}", t.devices, t.device_quota)}</span>
+                                                <span class="tabular-nums text-slate-500">{format!("{} devices ({} %) · quota {}", t.devices, t.devices * 100 / total, t.device_quota)}</span>
                                             </li>
                                         }).collect_view()}
                                         {(r.tenants.len() > 5).then(|| view! { <li class="text-slate-500">{format!("and {} more", r.tenants.len() - 5)}</li> })}

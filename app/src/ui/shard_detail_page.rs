@@ -21,16 +21,18 @@ pub fn ShardDetailPage() -> impl IntoView {
         move || params.read().get("cluster_id").unwrap_or_default(),
         get_shard,
     );
+    view! { <Loaded resource=shard render=|s| view! { <ShardDetailView shard=s /> } /> }
+}
+
+/// The trend, loaded on its own so the rest of the page does not wait for it.
+#[component]
+fn TrendCard() -> impl IntoView {
+    let params = use_params_map();
     let trend = Resource::new(
         move || params.read().get("cluster_id").unwrap_or_default(),
         get_shard_trend,
     );
-    view! {
-        <Loaded resource=shard render=|s| view! { <ShardDetailView shard=s /> } />
-        <div class="mt-6">
-            <Loaded resource=trend render=|t| view! { <Trend trend=t /> } />
-        </div>
-    }
+    view! { <Loaded resource=trend render=|t| view! { <Trend trend=t /> } /> }
 }
 
 /// The last 30 days: devices registered at each day's end against the capacity, and the
@@ -254,6 +256,7 @@ fn ShardDetailView(shard: ShardDetail) -> impl IntoView {
                     </table>
                 </Card>
             })}
+            <TrendCard />
             <Card title="Settings">
                 <ShardForm existing=Some(settings) />
             </Card>
