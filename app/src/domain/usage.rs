@@ -450,6 +450,31 @@ mod tests {
     }
 
     #[test]
+    fn time_the_portal_could_not_see_is_not_counted() {
+        // The portal was down from 12:00 to 15:00: the sync ended the device's interval
+        // at its last good sync before (11:59:50) and opened a new one at its first
+        // after (15:00:05). Only what was observed counts.
+        let (devices, totals) = rollup(
+            &[
+                i(
+                    1,
+                    datetime!(2026-11-05 11:00 UTC),
+                    datetime!(2026-11-05 11:59:50 UTC),
+                ),
+                i(
+                    1,
+                    datetime!(2026-11-05 15:00:05 UTC),
+                    datetime!(2026-11-05 16:00:05 UTC),
+                ),
+            ],
+            date!(2026 - 11 - 05),
+            date!(2026 - 11 - 06),
+        );
+        assert_eq!(devices, [dd(1, date!(2026 - 11 - 05), 3590 + 3600)]);
+        assert_eq!(totals[0].peak_devices, 1);
+    }
+
+    #[test]
     fn an_open_interval_counts_up_to_the_last_sync() {
         let s = datetime!(2026-11-05 10:00 UTC);
         let known = datetime!(2026-11-05 10:05 UTC);
