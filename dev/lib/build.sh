@@ -13,6 +13,17 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PORTAL_CACHE/target}"
 SITE_ROOT="$ROOT/target/site"
 export SITE_ROOT
 
+# The shared cache grows by gigabytes a day of work: incremental state (useless to a
+# checkout at another path, such as CI's clean clone) and the test executables of every
+# earlier build. Drops both when they are more than a day old; cargo rebuilds what it
+# still needs.
+prune_build_cache() {
+  local dir="$CARGO_TARGET_DIR/debug"
+  [[ -d $dir ]] || return 0
+  find "$dir/incremental" -mindepth 1 -maxdepth 1 -mtime +0 -exec rm -rf {} + 2>/dev/null || true
+  find "$dir/deps" -maxdepth 1 -type f -perm -u+x -regextype posix-extended -regex '.*-[0-9a-f]{16}' -mtime +0 -delete 2>/dev/null || true
+}
+
 ensure_rust_tools() {
   command -v cargo >/dev/null || die "cargo not found: install Rust with rustup first"
   if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
