@@ -433,6 +433,8 @@ async fn summary(tx: &mut Tx, month: Month) -> Result<Vec<SummaryRow>, sqlx::Err
                   group by d.shard_id) u on true
                left join shard s on s.id = coalesce(u.shard_id, t.shard_id)
               where t.created_at < $2::timestamp at time zone 'UTC'
+                -- A tenant transaction also shows the person's other tenants: only its own.
+                and (t.id = app_tenant_id() or app_is_operator())
               order by t.code, 5",
         )
         .bind(month.first_day())

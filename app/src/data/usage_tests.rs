@@ -99,7 +99,14 @@ async fn fleet(owner: &PgPool) -> Fleet {
     let pool = app_pool(owner);
     let acme = tenant(&pool, "acme", "t7k2").await;
     let globex = tenant(&pool, "globex", "g4x9").await;
-    let alice = login(&pool, "alice", &["tenant:acme:billing_admin"]).await;
+    // Alice also belongs to globex (as a member): her acme exports must still hold
+    // acme's rows only, though the tenant table shows her both tenants.
+    let alice = login(
+        &pool,
+        "alice",
+        &["tenant:acme:billing_admin", "tenant:globex:member"],
+    )
+    .await;
     let gina = login(&pool, "gina", &["tenant:globex:admin"]).await;
     let olivia = login(&pool, "olivia", &["portal-operators"]).await;
     let shard = shard(&pool).await;
