@@ -1,6 +1,7 @@
 //! Server functions, one area per module. Each is a public endpoint: it authenticates
 //! and authorizes inside itself (`current_principal()` → scope → data).
 
+pub mod audit;
 pub mod devices;
 pub mod keys;
 pub mod operator;

@@ -5,6 +5,7 @@
 //! rows, `app.operator` for operator screens. The settings are transaction-local
 //! (`set_config(…, true)`), so a pooled connection never carries one into the next use.
 
+pub mod audit;
 pub mod devices;
 pub mod keys;
 pub mod people;
@@ -16,6 +17,8 @@ pub mod sync;
 pub mod tenants;
 pub mod usage;
 
+#[cfg(test)]
+mod audit_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -30,6 +30,8 @@ pub enum Permission {
     ManageDevices,
     /// See usage and download billing exports.
     ViewBilling,
+    /// Read the tenant's audit log (admins of every kind and auditors, as Tailscale).
+    ViewAudit,
     /// Invite and remove members, change roles.
     ManageMembers,
 }
@@ -104,6 +106,10 @@ impl TenantRole {
             P::ManagePolicy => matches!(self, R::Owner | R::Admin | R::NetworkAdmin),
             P::ManageDevices => matches!(self, R::Owner | R::Admin | R::ItAdmin),
             P::ViewBilling => matches!(self, R::Owner | R::Admin | R::BillingAdmin),
+            P::ViewAudit => matches!(
+                self,
+                R::Owner | R::Admin | R::NetworkAdmin | R::ItAdmin | R::Auditor
+            ),
             P::ManageMembers => matches!(self, R::Owner | R::Admin),
         }
     }
@@ -151,5 +157,23 @@ mod tests {
         assert!(!TenantRole::ItAdmin.allows(Permission::ManagePolicy));
         assert!(TenantRole::BillingAdmin.allows(Permission::ViewBilling));
         assert!(!TenantRole::BillingAdmin.allows(Permission::ManageMembers));
+    }
+
+    #[test]
+    fn admins_and_auditors_read_the_audit_log_and_nobody_else() {
+        let readers: Vec<TenantRole> = TenantRole::ALL
+            .into_iter()
+            .filter(|r| r.allows(Permission::ViewAudit))
+            .collect();
+        assert_eq!(
+            readers,
+            [
+                TenantRole::Owner,
+                TenantRole::Admin,
+                TenantRole::NetworkAdmin,
+                TenantRole::ItAdmin,
+                TenantRole::Auditor
+            ]
+        );
     }
 }

@@ -3,6 +3,7 @@
 use crate::api::viewer::{get_viewer, Viewer};
 use crate::domain::theme::Theme;
 use crate::error::AppError;
+use crate::ui::audit_page::{OperatorAuditPage, TenantAuditPage};
 use crate::ui::device_page::DevicePage;
 use crate::ui::devices_page::DevicesPage;
 use crate::ui::home_page::HomePage;
@@ -90,10 +91,12 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/t/:slug/keys") view=KeysPage ssr=SsrMode::Async />
                     <Route path=path!("/t/:slug/policy") view=PolicyPage ssr=SsrMode::Async />
                     <Route path=path!("/t/:slug/usage") view=UsagePage ssr=SsrMode::Async />
+                    <Route path=path!("/t/:slug/audit") view=TenantAuditPage ssr=SsrMode::Async />
                     <Route path=path!("/operator") view=OperatorPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/shards/new") view=ShardNewPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/quotas") view=QuotasPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/usage") view=OperatorUsagePage ssr=SsrMode::Async />
+                    <Route path=path!("/operator/audit") view=OperatorAuditPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/tenants/new") view=TenantNewPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/shards/:cluster_id") view=ShardDetailPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/tenants/:slug") view=TenantAdminPage ssr=SsrMode::Async />

@@ -82,11 +82,15 @@ fn SignedInNav(viewer: Viewer) -> impl IntoView {
     // Only a tenant of the person's own gets a Dashboard link: `/t/<anything>` in the
     // address bar is not a reason to link back to it.
     let own_slug = move || slug.get().filter(|s| own_slugs.contains(s));
-    let billing_slugs: Vec<String> = memberships
-        .iter()
-        .filter(|m| m.role.allows(crate::domain::role::Permission::ViewBilling))
-        .map(|m| m.slug.clone())
-        .collect();
+    let slugs_allowing = |p: crate::domain::role::Permission| -> Vec<String> {
+        memberships
+            .iter()
+            .filter(|m| m.role.allows(p))
+            .map(|m| m.slug.clone())
+            .collect()
+    };
+    let billing_slugs = slugs_allowing(crate::domain::role::Permission::ViewBilling);
+    let audit_slugs = slugs_allowing(crate::domain::role::Permission::ViewAudit);
     view! {
         <Show when=move || show_switcher>
             <TenantSwitcher current_name=current_name.clone() memberships=memberships.clone() />
@@ -126,6 +130,14 @@ fn SignedInNav(viewer: Viewer) -> impl IntoView {
                                     class="rounded px-2 py-1 font-medium text-slate-700 hover:bg-slate-100 dark:text-slate-200 dark:hover:bg-slate-800"
                                 >
                                     "Usage"
+                                </a>
+                            })}
+                            {audit_slugs.contains(&s).then(|| view! {
+                                <a
+                                    href=format!("/t/{s}/audit")
+                                    class="rounded px-2 py-1 font-medium text-slate-700 hover:bg-slate-100 dark:text-slate-200 dark:hover:bg-slate-800"
+                                >
+                                    "Audit log"
                                 </a>
                             })}
                         }

@@ -1,6 +1,7 @@
 //! Components by area. `*_page.rs` are routes; `common` holds shared widgets.
 
 pub mod app;
+pub mod audit_page;
 pub mod charts;
 pub mod common;
 pub mod device_page;

@@ -1,0 +1,156 @@
+//! The audit log: a tenant's for its admins and auditors, all of it for operators.
+
+use crate::error::AppError;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// The filter as the page's form sends it (all optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    pub action: Option<String>,
+    pub actor: Option<String>,
+    pub target: Option<String>,
+    /// `YYYY-MM-DD` (UTC), inclusive.
+    pub from: Option<String>,
+    /// `YYYY-MM-DD` (UTC), inclusive.
+    pub until: Option<String>,
+    /// Operators: one tenant's slug.
+    pub tenant: Option<String>,
+    /// Older than this event id (the "Older" link).
+    pub before: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub id: i64,
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub tenant: Option<String>,
+    /// "Alice Admin <alice@acme.example>", "Portal (system)" or "API token".
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    /// The event's details (before/after, reasons) as JSON text.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub events: Vec<AuditEvent>,
+    /// The id to pass as `before` for the next (older) page, when there is one.
+    pub older: Option<i64>,
+    pub actions: Vec<String>,
+}
+
+/// Events per page.
+pub const PAGE: i64 = 50;
+
+#[cfg(feature = "ssr")]
+fn parse_filter(q: &AuditQuery) -> Result<crate::data::audit::AuditFilter, AppError> {
+    let day = |s: &Option<String>, what: &str| -> Result<Option<time::Date>, AppError> {
+        match s.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => Ok(None),
+            Some(s) => {
+                time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]"))
+                    .map(Some)
+                    .map_err(|_| {
+                        AppError::Invalid(format!(
+                            "“{s}” is not a date for “{what}”; write it as YYYY-MM-DD."
+                        ))
+                    })
+            }
+        }
+    };
+    let from = day(&q.from, "from")?;
+    let until = day(&q.until, "until")?;
+    if let (Some(f), Some(u)) = (from, until) {
+        if u < f {
+            return Err(AppError::Invalid(
+                "“Until” is before “from”; swap them.".into(),
+            ));
+        }
+    }
+    Ok(crate::data::audit::AuditFilter {
+        action: q.action.clone(),
+        actor: q.actor.clone(),
+        target: q.target.clone(),
+        from: from.map(|d| d.midnight().assume_utc()),
+        until: until
+            .and_then(|d| d.next_day())
+            .map(|d| d.midnight().assume_utc()),
+        tenant: q.tenant.clone(),
+        before_id: q.before,
+    })
+}
+
+#[cfg(feature = "ssr")]
+pub fn to_event(r: crate::data::audit::AuditRow) -> AuditEvent {
+    let actor = match r.actor_kind.as_str() {
+        "person" => match (r.actor_name, r.actor_email) {
+            (Some(n), Some(e)) if !n.is_empty() => format!("{n} <{e}>"),
+            (_, Some(e)) => e,
+            (Some(n), None) => n,
+            (None, None) => "a person".into(),
+        },
+        "system" => "Portal (system)".into(),
+        _ => "API token".into(),
+    };
+    AuditEvent {
+        id: r.id,
+        at: crate::data::rfc3339(Some(r.at)).unwrap_or_default(),
+        tenant: r.tenant_slug,
+        actor,
+        action: r.action,
+        target: r.target,
+        detail: r.detail,
+    }
+}
+
+#[server(prefix = "/api", endpoint = "get_tenant_audit")]
+pub async fn get_tenant_audit(slug: String, query: AuditQuery) -> Result<AuditPage, AppError> {
+    use crate::domain::role::Permission;
+    use crate::error::fail;
+    let principal = crate::auth::current_principal().map_err(fail)?;
+    let scope = principal
+        .tenant_scope(&slug, Permission::ViewAudit)
+        .map_err(fail)?;
+    let filter = parse_filter(&query).map_err(fail)?;
+    let state = crate::state::app_state().map_err(fail)?;
+    let db = |e: sqlx::Error| fail(e.into());
+    let mut rows = crate::data::audit::tenant_events(&state.pool, &scope, &filter, PAGE + 1)
+        .await
+        .map_err(db)?;
+    let more = rows.len() as i64 > PAGE;
+    rows.truncate(PAGE as usize);
+    let actions = crate::data::audit::actions(&state.pool, Some(&scope), None)
+        .await
+        .map_err(db)?;
+    Ok(AuditPage {
+        older: more.then(|| rows.last().map(|r| r.id)).flatten(),
+        events: rows.into_iter().map(to_event).collect(),
+        actions,
+    })
+}
+
+#[server(prefix = "/api", endpoint = "get_operator_audit")]
+pub async fn get_operator_audit(query: AuditQuery) -> Result<AuditPage, AppError> {
+    use crate::error::fail;
+    let principal = crate::auth::current_principal().map_err(fail)?;
+    let scope = principal.operator_scope().map_err(fail)?;
+    let filter = parse_filter(&query).map_err(fail)?;
+    let state = crate::state::app_state().map_err(fail)?;
+    let db = |e: sqlx::Error| fail(e.into());
+    let mut rows = crate::data::audit::all_events(&state.pool, &scope, &filter, PAGE + 1)
+        .await
+        .map_err(db)?;
+    let more = rows.len() as i64 > PAGE;
+    rows.truncate(PAGE as usize);
+    let actions = crate::data::audit::actions(&state.pool, None, Some(&scope))
+        .await
+        .map_err(db)?;
+    Ok(AuditPage {
+        older: more.then(|| rows.last().map(|r| r.id)).flatten(),
+        events: rows.into_iter().map(to_event).collect(),
+        actions,
+    })
+}

@@ -1,0 +1,138 @@
+//! Reading the audit log (DESIGN.md §5): a tenant's events for its admins and auditors,
+//! every event for operators. Rows are written by the changes themselves, in their own
+//! transactions; the application role may insert and read them, never change or delete
+//! them (no grant: migrations/20261122060000_audit_and_quota_state.sql).
+
+use crate::auth::{OperatorScope, TenantScope};
+use crate::data::{operator_tx, tenant_tx, Tx};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// What to show: every field narrows the list; all empty shows everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// An action or its prefix: `policy` matches `policy.saved` and `policy.rejected`.
+    pub action: Option<String>,
+    /// Part of the actor's name or email (case-insensitive); `system` for the portal's own.
+    pub actor: Option<String>,
+    /// Part of the target (case-insensitive).
+    pub target: Option<String>,
+    /// Events at or after / before these times (UTC).
+    pub from: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+    /// Operators only: one tenant's events, by slug.
+    pub tenant: Option<String>,
+    /// Keyset paging: events older than this id.
+    pub before_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: OffsetDateTime,
+    pub tenant_slug: Option<String>,
+    pub actor_kind: String,
+    pub actor_name: Option<String>,
+    pub actor_email: Option<String>,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+const SELECT: &str = "select e.id, e.at, t.slug as tenant_slug, e.actor_kind,
+            p.display_name as actor_name, p.email as actor_email, e.action, e.target,
+            e.detail::text as detail
+       from audit_event e
+       left join tenant t on t.id = e.tenant_id
+       left join person p on p.id = e.actor_person_id
+      where ($1::text is null or e.action = $1 or left(e.action, length($1) + 1) = $1 || '.')
+        and ($2::text is null
+             or (lower($2) = 'system' and e.actor_kind = 'system')
+             or strpos(lower(coalesce(p.display_name, '') || ' ' || coalesce(p.email, '')), lower($2)) > 0)
+        and ($3::text is null or strpos(lower(e.target), lower($3)) > 0)
+        and ($4::timestamptz is null or e.at >= $4)
+        and ($5::timestamptz is null or e.at < $5)
+        and ($6::text is null or t.slug = $6)
+        and ($7::int8 is null or e.id < $7)
+        and ($8::uuid is null or e.tenant_id = $8)
+      order by e.id desc";
+
+fn blank(s: &Option<String>) -> Option<String> {
+    s.as_ref()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+async fn list(
+    tx: &mut Tx,
+    filter: &AuditFilter,
+    tenant_id: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
+    sqlx::query_as::<_, AuditRow>(&format!("{SELECT} limit $9"))
+        .bind(blank(&filter.action))
+        .bind(blank(&filter.actor))
+        .bind(blank(&filter.target))
+        .bind(filter.from)
+        .bind(filter.until)
+        .bind(blank(&filter.tenant))
+        .bind(filter.before_id)
+        .bind(tenant_id)
+        .bind(limit)
+        .fetch_all(&mut **tx)
+        .await
+}
+
+/// The tenant's events, newest first, at most `limit`. Row-level security keeps them to
+/// the tenant; the explicit tenant condition also keeps out service-wide events.
+pub async fn tenant_events(
+    pool: &PgPool,
+    scope: &TenantScope,
+    filter: &AuditFilter,
+    limit: i64,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
+    let mut tx = tenant_tx(pool, scope).await?;
+    let filter = AuditFilter {
+        tenant: None,
+        ..filter.clone()
+    };
+    let rows = list(&mut tx, &filter, Some(scope.tenant_id()), limit).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// Every event, newest first, at most `limit`.
+pub async fn all_events(
+    pool: &PgPool,
+    scope: &OperatorScope,
+    filter: &AuditFilter,
+    limit: i64,
+) -> Result<Vec<AuditRow>, sqlx::Error> {
+    let mut tx = operator_tx(pool, scope).await?;
+    let rows = list(&mut tx, filter, None, limit).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// The actions recorded so far in the scope, for the filter's choices.
+pub async fn actions(
+    pool: &PgPool,
+    scope: Option<&TenantScope>,
+    operator: Option<&OperatorScope>,
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut tx = match (scope, operator) {
+        (Some(s), _) => tenant_tx(pool, s).await?,
+        (None, Some(o)) => operator_tx(pool, o).await?,
+        (None, None) => return Ok(Vec::new()),
+    };
+    let rows: Vec<String> = sqlx::query_scalar(
+        "select distinct action from audit_event
+          where $1::uuid is null or tenant_id = $1 order by action",
+    )
+    .bind(scope.map(|s| s.tenant_id()))
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(rows)
+}
