@@ -106,8 +106,28 @@ pub fn to_event(r: crate::data::audit::AuditRow) -> AuditEvent {
     }
 }
 
+// The filter's fields are separate arguments: a nested struct does not survive the
+// URL-encoded body a server function is called with from the browser.
+#[allow(clippy::too_many_arguments)]
 #[server(prefix = "/api", endpoint = "get_tenant_audit")]
-pub async fn get_tenant_audit(slug: String, query: AuditQuery) -> Result<AuditPage, AppError> {
+pub async fn get_tenant_audit(
+    slug: String,
+    action: Option<String>,
+    actor: Option<String>,
+    target: Option<String>,
+    from: Option<String>,
+    until: Option<String>,
+    before: Option<i64>,
+) -> Result<AuditPage, AppError> {
+    let query = AuditQuery {
+        action,
+        actor,
+        target,
+        from,
+        until,
+        tenant: None,
+        before,
+    };
     use crate::domain::role::Permission;
     use crate::error::fail;
     let principal = crate::auth::current_principal().map_err(fail)?;
@@ -132,8 +152,26 @@ pub async fn get_tenant_audit(slug: String, query: AuditQuery) -> Result<AuditPa
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 #[server(prefix = "/api", endpoint = "get_operator_audit")]
-pub async fn get_operator_audit(query: AuditQuery) -> Result<AuditPage, AppError> {
+pub async fn get_operator_audit(
+    action: Option<String>,
+    actor: Option<String>,
+    target: Option<String>,
+    from: Option<String>,
+    until: Option<String>,
+    tenant: Option<String>,
+    before: Option<i64>,
+) -> Result<AuditPage, AppError> {
+    let query = AuditQuery {
+        action,
+        actor,
+        target,
+        from,
+        until,
+        tenant,
+        before,
+    };
     use crate::error::fail;
     let principal = crate::auth::current_principal().map_err(fail)?;
     let scope = principal.operator_scope().map_err(fail)?;

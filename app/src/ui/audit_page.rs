@@ -28,7 +28,7 @@ pub fn TenantAuditPage() -> impl IntoView {
     let slug = move || params.read().get("slug").unwrap_or_default();
     let page = Resource::new(
         move || (slug(), query_of(&query.read())),
-        |(slug, q)| get_tenant_audit(slug, q),
+        |(slug, q)| get_tenant_audit(slug, q.action, q.actor, q.target, q.from, q.until, q.before),
     );
     view! {
         <Title text="Audit log" />
@@ -42,7 +42,14 @@ pub fn TenantAuditPage() -> impl IntoView {
 #[component]
 pub fn OperatorAuditPage() -> impl IntoView {
     let query = use_query_map();
-    let page = Resource::new(move || query_of(&query.read()), get_operator_audit);
+    let page = Resource::new(
+        move || query_of(&query.read()),
+        |q| {
+            get_operator_audit(
+                q.action, q.actor, q.target, q.from, q.until, q.tenant, q.before,
+            )
+        },
+    );
     view! {
         <Title text="Audit log · Operator" />
         <PageHeader title="Audit log" subtitle="Every change in every tenant and in the service itself." />

@@ -71,6 +71,8 @@ pub fn ErrorPanel(error: AppError) -> impl IntoView {
             "Your session has ended. Sign in again to continue.".to_string(),
         ),
         AppError::Unavailable(msg) => ("503", "Temporarily unavailable", msg.clone()),
+        AppError::Invalid(msg) => ("422", "Check the address", msg.clone()),
+        AppError::Conflict(msg) => ("409", "That cannot be done now", msg.clone()),
         other => ("500", "Something went wrong", other.to_string()),
     };
     let signed_out = matches!(error, AppError::Unauthenticated);
