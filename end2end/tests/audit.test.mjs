@@ -19,6 +19,15 @@ scenario('an auditor filters the tenant\'s audit log; a member has none', async 
   await onPortalPage(s, '/t/globex/audit');
   assert.equal(await page.getByRole('form', { name: 'Filter the audit log' }).getByLabel('Actor').inputValue(), 'system');
   await screenshot(page, shotName('audit', js));
+  // The export carries the same filters.
+  const href = await page.getByRole('link', { name: 'Download CSV (these filters)' }).getAttribute('href');
+  assert.match(href, /^\/t\/globex\/audit\/export\?.*actor=system/);
+  const csv = await page.request.get(portal(href));
+  assert.equal(csv.status(), 200);
+  assert.match(csv.headers()['content-disposition'], /filename="audit-globex\.csv"/);
+  const lines = (await csv.text()).split('\r\n');
+  assert.equal(lines[0], 'id,at,tenant,actor,action,target,detail');
+  assert.ok(lines.slice(1).filter(Boolean).every((l) => l.includes(',globex,Portal (system),')), lines.join('\n'));
   // A bad date is a sentence, not a crash.
   s.expectStatus(portal('/t/globex/audit?from=2026-13-45'), 422);
   const res = await open(s, '/t/globex/audit?from=2026-13-45');
@@ -33,6 +42,8 @@ scenario('a member has no audit log', async (s) => {
   s.expectStatus(portal('/t/acme/audit'), 403);
   const res = await open(s, '/t/acme/audit');
   assert.equal(res.status(), 403);
+  const csv = await page.request.get(portal('/t/acme/audit/export'));
+  assert.equal(csv.status(), 403);
 }, { modes: [true] });
 
 scenario('the operator reads every tenant\'s log and the service\'s', async (s) => {

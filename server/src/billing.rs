@@ -198,13 +198,15 @@ fn detail_body(state: &AppState, scope: ExportScope, month: Month) -> Body {
             }
         }
     });
-    Body::from_stream(futures_stream(receiver))
+    channel_body(receiver)
 }
 
-fn futures_stream(
+/// A response body that yields what the channel receives (a producer task writes into
+/// its bounded sender; the body waits for the client, and the producer for the body).
+pub(crate) fn channel_body(
     mut receiver: tokio::sync::mpsc::Receiver<Result<String, std::io::Error>>,
-) -> impl futures::Stream<Item = Result<String, std::io::Error>> {
-    futures::stream::poll_fn(move |cx| receiver.poll_recv(cx))
+) -> Body {
+    Body::from_stream(futures::stream::poll_fn(move |cx| receiver.poll_recv(cx)))
 }
 
 pub async fn tenant_export(

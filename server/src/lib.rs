@@ -2,6 +2,7 @@
 //! request safety, health probes, background jobs (the shard sync) and the admin
 //! command line. `main.rs` only boots.
 
+pub mod audit_export;
 pub mod auth_layer;
 pub mod billing;
 pub mod cli;

@@ -304,16 +304,24 @@ pub fn router_with_state(config: &Config, state: AppState) -> Result<Router, Sta
         .route("/auth/callback", get(crate::oidc::callback))
         .route("/auth/logout", post(crate::oidc::logout))
         .with_state(portal);
-    let billing_router: Router = Router::new()
+    let export_router: Router = Router::new()
         .route("/t/{slug}/usage/export", get(crate::billing::tenant_export))
         .route(
             "/operator/usage/export",
             get(crate::billing::operator_export),
         )
+        .route(
+            "/t/{slug}/audit/export",
+            get(crate::audit_export::tenant_export),
+        )
+        .route(
+            "/operator/audit/export",
+            get(crate::audit_export::operator_export),
+        )
         .with_state(state.clone());
 
     let main = auth_router
-        .merge(billing_router)
+        .merge(export_router)
         .merge(leptos_router)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

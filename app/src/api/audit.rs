@@ -45,8 +45,9 @@ pub struct AuditPage {
 /// Events per page.
 pub const PAGE: i64 = 50;
 
+/// The filter a query asks for, or a sentence saying what is wrong with it.
 #[cfg(feature = "ssr")]
-fn parse_filter(q: &AuditQuery) -> Result<crate::data::audit::AuditFilter, AppError> {
+pub fn parse_filter(q: &AuditQuery) -> Result<crate::data::audit::AuditFilter, AppError> {
     let day = |s: &Option<String>, what: &str| -> Result<Option<time::Date>, AppError> {
         match s.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             None => Ok(None),

@@ -61,27 +61,31 @@ pub fn OperatorAuditPage() -> impl IntoView {
 
 #[component]
 fn AuditView(page: AuditPage, base: String, query: AuditQuery, operator: bool) -> impl IntoView {
-    let older = page.older.map(|id| {
-        let mut pairs: Vec<(&str, String)> = Vec::new();
-        for (k, v) in [
-            ("action", &query.action),
-            ("actor", &query.actor),
-            ("target", &query.target),
-            ("from", &query.from),
-            ("until", &query.until),
-            ("tenant", &query.tenant),
-        ] {
-            if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
-                pairs.push((k, v.clone()));
-            }
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    for (k, v) in [
+        ("action", &query.action),
+        ("actor", &query.actor),
+        ("target", &query.target),
+        ("from", &query.from),
+        ("until", &query.until),
+        ("tenant", &query.tenant),
+    ] {
+        if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
+            pairs.push((k, v.clone()));
         }
-        pairs.push(("before", id.to_string()));
-        let q: String = pairs
+    }
+    let encode = |pairs: &[(&str, String)]| {
+        pairs
             .iter()
             .map(|(k, v)| format!("{k}={}", urlencode(v)))
             .collect::<Vec<_>>()
-            .join("&");
-        format!("{base}?{q}")
+            .join("&")
+    };
+    let export = format!("{base}/export?{}", encode(&pairs));
+    let older = page.older.map(|id| {
+        let mut with_before = pairs.clone();
+        with_before.push(("before", id.to_string()));
+        format!("{base}?{}", encode(&with_before))
     });
     let value = |v: &Option<String>| v.clone().unwrap_or_default();
     let empty = page.events.is_empty();
@@ -117,6 +121,8 @@ fn AuditView(page: AuditPage, base: String, query: AuditQuery, operator: bool) -
                 <div class="flex items-end gap-2 md:col-span-6">
                     <button type="submit" class="btn-primary">"Filter"</button>
                     <a class="btn-secondary" href=base.clone()>"Clear"</a>
+                    <span class="grow"></span>
+                    <a class="btn-secondary" href=export download>"Download CSV (these filters)"</a>
                 </div>
             </form>
         </Card>
