@@ -15,13 +15,21 @@ export SITE_ROOT
 
 # The shared cache grows by gigabytes a day of work: incremental state (useless to a
 # checkout at another path, such as CI's clean clone) and the test executables of every
-# earlier build. Drops both when they are more than a day old; cargo rebuilds what it
+# earlier build (one per source change and flag set). Drops day-old incremental state,
+# and every test executable but the newest of its name once it is an hour old (an hour:
+# a test run elsewhere on the machine may be about to start it). Cargo rebuilds what it
 # still needs.
 prune_build_cache() {
   local dir="$CARGO_TARGET_DIR/debug"
   [[ -d $dir ]] || return 0
   find "$dir/incremental" -mindepth 1 -maxdepth 1 -mtime +0 -exec rm -rf {} + 2>/dev/null || true
-  find "$dir/deps" -maxdepth 1 -type f -perm -u+x -regextype posix-extended -regex '.*-[0-9a-f]{16}' -mtime +0 -delete 2>/dev/null || true
+  find "$dir/deps" -maxdepth 1 -type f -perm -u+x -regextype posix-extended \
+    -regex '.*-[0-9a-f]{16}' -printf '%T@ %p\n' 2>/dev/null \
+    | sort -rn \
+    | awk '{ name = $2; sub(/-[0-9a-f]+$/, "", name); if (seen[name]++) print $2 }' \
+    | while read -r old; do
+        find "$old" -mmin +60 -delete 2>/dev/null || true
+      done
 }
 
 ensure_rust_tools() {
