@@ -270,12 +270,13 @@ async fn seed(owner: &PgPool, rows: i64) -> BenchResult<(i64, Uuid)> {
     if inserted as i64 != rows {
         return Err(format!("seeded {inserted} rows, wanted {rows}").into());
     }
-    sqlx::raw_sql(
-        "insert into usage_month_closed (month) values ('2026-10-01');
-         vacuum analyze usage_device_day, tenant, shard;",
-    )
-    .execute(owner)
-    .await?;
+    sqlx::query("insert into usage_month_closed (month) values ('2026-10-01')")
+        .execute(owner)
+        .await?;
+    // A statement of its own: VACUUM cannot run in the implicit transaction of a batch.
+    sqlx::query("vacuum analyze usage_device_day, tenant, shard")
+        .execute(owner)
+        .await?;
     let acme_rows: i64 = sqlx::query_scalar(
         "select count(*) from usage_device_day d join tenant t on t.id = d.tenant_id
           where t.slug = 'acme'",
