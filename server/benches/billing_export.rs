@@ -16,9 +16,8 @@
 
 use app::auth::clock::SystemClock;
 use app::auth::session::establish;
-use app::domain::groups::RoleMapping;
-use base64::Engine;
-use server::config::{Config, OidcConfig, Secret, SyncConfig};
+
+mod common;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::error::Error;
@@ -135,8 +134,12 @@ async fn run() -> BenchResult<()> {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let router = server::startup::router(&config(addr)?, pool.clone(), Arc::new(SystemClock))
-        .map_err(|e| format!("router: {e}"))?;
+    let router = server::startup::router(
+        &common::portal_config(addr)?,
+        pool.clone(),
+        Arc::new(SystemClock),
+    )
+    .map_err(|e| format!("router: {e}"))?;
     tokio::spawn(async move { axum::serve(listener, router).await });
 
     let client = reqwest::Client::builder().build()?;
@@ -170,10 +173,9 @@ async fn run() -> BenchResult<()> {
             let peak = status_kib("VmHWM:").unwrap_or(0.0) / 1024.0;
             let data_rows = lines - 1;
             if data_rows != expected {
-                return Err(format!(
-                    "{label}: {data_rows} rows exported, {expected} seeded"
-                )
-                .into());
+                return Err(
+                    format!("{label}: {data_rows} rows exported, {expected} seeded").into(),
+                );
             }
             let rate = data_rows as f64 / secs;
             println!(
@@ -296,32 +298,4 @@ async fn seed(owner: &PgPool, rows: i64) -> BenchResult<(i64, Uuid)> {
     .fetch_one(owner)
     .await?;
     Ok((acme_rows, person))
-}
-
-/// As the tests configure the portal; the identity provider is never contacted.
-fn config(addr: SocketAddr) -> BenchResult<Config> {
-    let base = format!("http://{addr}");
-    Ok(Config {
-        bind: addr,
-        public_url: url::Url::parse(&base)?,
-        database_url: Secret::new("unused: the pool is built by the benchmark"),
-        migration_database_url: None,
-        secret_key: Secret::new(base64::engine::general_purpose::STANDARD.encode([4u8; 32])),
-        oidc: OidcConfig {
-            issuer: "http://127.0.0.1:9/application/o/portal/".into(),
-            client_id: "portal".into(),
-            client_secret: Secret::new("unused"),
-            scopes: vec!["openid".into()],
-        },
-        role_mapping: RoleMapping::default(),
-        session_idle: time::Duration::minutes(30),
-        session_absolute: time::Duration::hours(12),
-        site_root: std::env::var("PORTAL_SITE_ROOT").unwrap_or_else(|_| "target/site".into()),
-        log_json: false,
-        db_max_connections: 20,
-        sync: SyncConfig {
-            interval: None,
-            ..SyncConfig::default()
-        },
-    })
 }

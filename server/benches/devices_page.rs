@@ -46,6 +46,8 @@
 //! CPU comes from `/proc` (Linux): per thread, by the names the two runtimes give their
 //! threads; Postgres's as the postmaster's and its children's, reaped ones included.
 
+mod common;
+
 use app::auth::clock::SystemClock;
 use app::auth::session::establish;
 use app::data::devices;
@@ -53,14 +55,11 @@ use app::data::people::load_principal;
 use app::data::secret::SecretBox;
 use app::data::shards::{self, NewShard};
 use app::domain::devices::DeviceQuery;
-use app::domain::groups::RoleMapping;
 use app::domain::role::Permission;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use base64::Engine;
-use server::config::{Config, OidcConfig, Secret, SyncConfig};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 use std::error::Error;
@@ -318,7 +317,7 @@ async fn setup(settings: &Settings) -> BenchResult<Env> {
 
     let portal_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let portal = portal_listener.local_addr()?;
-    let config = portal_config(portal)?;
+    let config = common::portal_config(portal)?;
     let router = server::startup::router(&config, pool.clone(), Arc::new(SystemClock))
         .map_err(|e| format!("router: {e}"))?;
     tokio::spawn(async move { axum::serve(portal_listener, router).await });
@@ -351,36 +350,6 @@ async fn select_one(State(pool): State<PgPool>) -> Result<String, StatusCode> {
         .try_get(0)
         .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
     Ok(one.to_string())
-}
-
-/// As `server/tests/common/mod.rs` configures the portal; the identity provider is never
-/// contacted (nobody signs in through it here).
-fn portal_config(addr: SocketAddr) -> BenchResult<Config> {
-    let base = format!("http://{addr}");
-    Ok(Config {
-        bind: addr,
-        public_url: url::Url::parse(&base)?,
-        database_url: Secret::new("unused: the pool is built by the benchmark"),
-        migration_database_url: None,
-        secret_key: Secret::new(base64::engine::general_purpose::STANDARD.encode([4u8; 32])),
-        oidc: OidcConfig {
-            issuer: "http://127.0.0.1:9/application/o/portal/".into(),
-            client_id: "portal".into(),
-            client_secret: Secret::new("unused"),
-            scopes: vec!["openid".into(), "profile".into(), "email".into()],
-        },
-        role_mapping: RoleMapping::default(),
-        session_idle: time::Duration::minutes(30),
-        session_absolute: time::Duration::hours(12),
-        // Server-side rendering needs no site assets.
-        site_root: std::env::var("PORTAL_SITE_ROOT").unwrap_or_else(|_| "target/site".into()),
-        log_json: false,
-        db_max_connections: 20,
-        sync: SyncConfig {
-            interval: None,
-            ..SyncConfig::default()
-        },
-    })
 }
 
 /// Tenants, members with shard users, and the mirror as the sync leaves it. Returns the

@@ -84,6 +84,18 @@ pub fn parse_filter(q: &AuditQuery) -> Result<crate::data::audit::AuditFilter, A
     })
 }
 
+/// A page from up to `PAGE + 1` rows: the extra one only says there is an older page.
+#[cfg(feature = "ssr")]
+fn page_of(mut rows: Vec<crate::data::audit::AuditRow>, actions: Vec<String>) -> AuditPage {
+    let more = rows.len() as i64 > PAGE;
+    rows.truncate(PAGE as usize);
+    AuditPage {
+        older: more.then(|| rows.last().map(|r| r.id)).flatten(),
+        events: rows.into_iter().map(to_event).collect(),
+        actions,
+    }
+}
+
 #[cfg(feature = "ssr")]
 pub fn to_event(r: crate::data::audit::AuditRow) -> AuditEvent {
     let actor = match r.actor_kind.as_str() {
@@ -138,19 +150,13 @@ pub async fn get_tenant_audit(
     let filter = parse_filter(&query).map_err(fail)?;
     let state = crate::state::app_state().map_err(fail)?;
     let db = |e: sqlx::Error| fail(e.into());
-    let mut rows = crate::data::audit::tenant_events(&state.pool, &scope, &filter, PAGE + 1)
+    let rows = crate::data::audit::tenant_events(&state.pool, &scope, &filter, PAGE + 1)
         .await
         .map_err(db)?;
-    let more = rows.len() as i64 > PAGE;
-    rows.truncate(PAGE as usize);
     let actions = crate::data::audit::actions(&state.pool, Some(&scope), None)
         .await
         .map_err(db)?;
-    Ok(AuditPage {
-        older: more.then(|| rows.last().map(|r| r.id)).flatten(),
-        events: rows.into_iter().map(to_event).collect(),
-        actions,
-    })
+    Ok(page_of(rows, actions))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -179,17 +185,11 @@ pub async fn get_operator_audit(
     let filter = parse_filter(&query).map_err(fail)?;
     let state = crate::state::app_state().map_err(fail)?;
     let db = |e: sqlx::Error| fail(e.into());
-    let mut rows = crate::data::audit::all_events(&state.pool, &scope, &filter, PAGE + 1)
+    let rows = crate::data::audit::all_events(&state.pool, &scope, &filter, PAGE + 1)
         .await
         .map_err(db)?;
-    let more = rows.len() as i64 > PAGE;
-    rows.truncate(PAGE as usize);
     let actions = crate::data::audit::actions(&state.pool, None, Some(&scope))
         .await
         .map_err(db)?;
-    Ok(AuditPage {
-        older: more.then(|| rows.last().map(|r| r.id)).flatten(),
-        events: rows.into_iter().map(to_event).collect(),
-        actions,
-    })
+    Ok(page_of(rows, actions))
 }

@@ -41,6 +41,25 @@ pub(super) async fn tenant(pool: &PgPool, slug: &str, code: &str) -> Uuid {
     .unwrap()
 }
 
+/// Shard `hs-a` (capacity 300, API key sealed with a test key); returns its id.
+pub(super) async fn shard(pool: &PgPool) -> Uuid {
+    shards::upsert(
+        pool,
+        &SecretBox::new(&[1u8; 32]).unwrap(),
+        &shards::NewShard {
+            cluster_id: "hs-a".into(),
+            name: "A".into(),
+            region: "eu".into(),
+            login_server_url: "https://a.example".into(),
+            api_url: "https://a.example".into(),
+            node_capacity: 300,
+        },
+        "hskey-api-secret-value",
+    )
+    .await
+    .unwrap()
+}
+
 pub(super) async fn login(pool: &PgPool, subject: &str, groups: &[&str]) -> Uuid {
     let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
     record_login(
@@ -135,22 +154,7 @@ async fn only_operators_list_all_tenants_and_shards(owner: PgPool) {
     let pool = app_pool(&owner);
     tenant(&pool, "acme", "t7k2").await;
     tenant(&pool, "globex", "g4x9").await;
-    let secrets = SecretBox::new(&[1u8; 32]).unwrap();
-    shards::upsert(
-        &pool,
-        &secrets,
-        &shards::NewShard {
-            cluster_id: "hs-a".into(),
-            name: "A".into(),
-            region: "eu".into(),
-            login_server_url: "https://a.example".into(),
-            api_url: "https://a.example".into(),
-            node_capacity: 300,
-        },
-        "hskey-api-secret-value",
-    )
-    .await
-    .unwrap();
+    shard(&pool).await;
     let op = OperatorScope::for_test(Uuid::new_v4());
     let listed = tenants::list_all(&pool, &op).await.unwrap();
     assert_eq!(listed.len(), 2);
@@ -163,6 +167,7 @@ async fn only_operators_list_all_tenants_and_shards(owner: PgPool) {
         .await
         .unwrap();
     assert!(!String::from_utf8_lossy(&sealed).contains("hskey-api-secret-value"));
+    let secrets = SecretBox::new(&[1u8; 32]).unwrap();
     assert_eq!(secrets.open(&sealed).unwrap(), "hskey-api-secret-value");
 
     // Without the operator setting the app role sees no tenant at all.
@@ -185,22 +190,7 @@ async fn the_device_search_matches_what_the_list_shows_and_only_the_tenants(owne
     let acme = tenant(&pool, "acme", "t7k2").await;
     let globex = tenant(&pool, "globex", "g4x9").await;
     let alice = login(&pool, "alice", &["tenant:acme:admin"]).await;
-    let secrets = SecretBox::new(&[1u8; 32]).unwrap();
-    shards::upsert(
-        &pool,
-        &secrets,
-        &shards::NewShard {
-            cluster_id: "hs-a".into(),
-            name: "A".into(),
-            region: "eu".into(),
-            login_server_url: "https://a.example".into(),
-            api_url: "https://a.example".into(),
-            node_capacity: 300,
-        },
-        "hskey-api-secret-value",
-    )
-    .await
-    .unwrap();
+    shard(&pool).await;
     for statement in [
         "update tenant set shard_id = (select id from shard)",
         "update person set display_name = 'Alice Liddell', email = 'alice@wonder.example'",
@@ -316,22 +306,7 @@ async fn a_policy_change_during_a_push_is_pushed_again(owner: PgPool) {
 
     let pool = app_pool(&owner);
     let acme = tenant(&pool, "acme", "t7k2").await;
-    let secrets = SecretBox::new(&[1u8; 32]).unwrap();
-    let shard = shards::upsert(
-        &pool,
-        &secrets,
-        &shards::NewShard {
-            cluster_id: "hs-a".into(),
-            name: "A".into(),
-            region: "eu".into(),
-            login_server_url: "https://a.example".into(),
-            api_url: "https://a.example".into(),
-            node_capacity: 300,
-        },
-        "hskey-api-secret-value",
-    )
-    .await
-    .unwrap();
+    let shard = shard(&pool).await;
     sqlx::query("update tenant set shard_id = $1")
         .bind(shard)
         .execute(&owner)

@@ -284,6 +284,28 @@ async fn device_names(
     Ok(rows.into_iter().map(|(id, n, o)| (id, (n, o))).collect())
 }
 
+/// A month's summary columns per tenant and shard (`$1` the month's first day, `$2` the
+/// next month's), as `SummarySql` reads them and `usage_month` stores them: one row per
+/// shard the tenant used, or one on its own shard with zeros.
+const MONTH_COLUMNS: &str = "t.code, t.slug, t.display_name, t.plan, coalesce(s.cluster_id, ''),
+                    coalesce(s.region, t.region), t.device_quota,
+                    coalesce(u.active_devices, 0), coalesce(u.device_seconds, 0)::int8,
+                    coalesce(u.peak_devices, 0), coalesce(u.days, 0)";
+const MONTH_FROM: &str = "from tenant t
+               left join lateral (
+                 select d.shard_id,
+                        (select count(distinct dd.node_id)::int from usage_device_day dd
+                          where dd.tenant_id = t.id and dd.shard_id = d.shard_id
+                            and dd.day >= $1 and dd.day < $2) as active_devices,
+                        sum(d.device_seconds)::int8 as device_seconds,
+                        max(d.peak_devices) as peak_devices,
+                        count(*)::int as days
+                   from usage_day d
+                  where d.tenant_id = t.id and d.day >= $1 and d.day < $2
+                  group by d.shard_id) u on true
+               left join shard s on s.id = coalesce(u.shard_id, t.shard_id)
+              where t.created_at < $2::timestamp at time zone 'UTC'";
+
 /// Closes every month whose days are final on every shard, oldest first; returns the
 /// months closed. Idempotent; two replicas closing at once insert nothing twice (the
 /// closed-month row is taken first).
@@ -324,29 +346,12 @@ pub async fn close_months(pool: &PgPool) -> Result<Vec<Month>, sqlx::Error> {
         if taken == 0 {
             return Ok(closed);
         }
-        sqlx::query(
+        sqlx::query(&format!(
             "insert into usage_month (month, tenant_id, shard_id, tenant_code, tenant_slug,
                  tenant_name, plan, cluster_id, region, device_quota, active_devices,
                  device_seconds, peak_devices, days_with_usage)
-             select $1, t.id, s.id, t.code, t.slug, t.display_name, t.plan,
-                    coalesce(s.cluster_id, ''), coalesce(s.region, t.region), t.device_quota,
-                    coalesce(u.active_devices, 0), coalesce(u.device_seconds, 0),
-                    coalesce(u.peak_devices, 0), coalesce(u.days, 0)
-               from tenant t
-               left join lateral (
-                 select d.shard_id,
-                        (select count(distinct dd.node_id)::int from usage_device_day dd
-                          where dd.tenant_id = t.id and dd.shard_id = d.shard_id
-                            and dd.day >= $1 and dd.day < $2) as active_devices,
-                        sum(d.device_seconds)::int8 as device_seconds,
-                        max(d.peak_devices) as peak_devices,
-                        count(*)::int as days
-                   from usage_day d
-                  where d.tenant_id = t.id and d.day >= $1 and d.day < $2
-                  group by d.shard_id) u on true
-               left join shard s on s.id = coalesce(u.shard_id, t.shard_id)
-              where t.created_at < $2::timestamp at time zone 'UTC'",
-        )
+             select $1, t.id, s.id, {MONTH_COLUMNS} {MONTH_FROM}"
+        ))
         .bind(first_day)
         .bind(month.end_exclusive())
         .execute(&mut *tx)
@@ -414,29 +419,12 @@ async fn summary(tx: &mut Tx, month: Month) -> Result<Vec<SummaryRow>, sqlx::Err
         .fetch_all(&mut **tx)
         .await?
     } else {
-        sqlx::query_as(
-            "select t.code, t.slug, t.display_name, t.plan, coalesce(s.cluster_id, ''),
-                    coalesce(s.region, t.region), t.device_quota,
-                    coalesce(u.active_devices, 0), coalesce(u.device_seconds, 0)::int8,
-                    coalesce(u.peak_devices, 0), coalesce(u.days, 0)
-               from tenant t
-               left join lateral (
-                 select d.shard_id,
-                        (select count(distinct dd.node_id)::int from usage_device_day dd
-                          where dd.tenant_id = t.id and dd.shard_id = d.shard_id
-                            and dd.day >= $1 and dd.day < $2) as active_devices,
-                        sum(d.device_seconds)::int8 as device_seconds,
-                        max(d.peak_devices) as peak_devices,
-                        count(*)::int as days
-                   from usage_day d
-                  where d.tenant_id = t.id and d.day >= $1 and d.day < $2
-                  group by d.shard_id) u on true
-               left join shard s on s.id = coalesce(u.shard_id, t.shard_id)
-              where t.created_at < $2::timestamp at time zone 'UTC'
+        sqlx::query_as(&format!(
+            "select {MONTH_COLUMNS} {MONTH_FROM}
                 -- A tenant transaction also shows the person's other tenants: only its own.
                 and (t.id = app_tenant_id() or app_is_operator())
-              order by t.code, 5",
-        )
+              order by t.code, 5"
+        ))
         .bind(month.first_day())
         .bind(month.end_exclusive())
         .fetch_all(&mut **tx)

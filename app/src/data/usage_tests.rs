@@ -1,10 +1,8 @@
 //! The usage rollup, closed months and the billing reads against a real database,
 //! through the application role (row-level security in force).
 
-use super::tests::{app_pool, login, tenant};
+use super::tests::{app_pool, login, shard, tenant};
 use crate::auth::{OperatorScope, TenantScope};
-use crate::data::secret::SecretBox;
-use crate::data::shards;
 use crate::data::usage::{
     close_months, day_is_final, for_each_detail, operator_summary, roll_shard_now, tenant_summary,
     DetailRow, ExportScope,
@@ -17,24 +15,6 @@ use time::macros::{date, datetime};
 use uuid::Uuid;
 
 const GAP: Duration = Duration::from_secs(60);
-
-async fn shard(pool: &PgPool) -> Uuid {
-    shards::upsert(
-        pool,
-        &SecretBox::new(&[1u8; 32]).unwrap(),
-        &shards::NewShard {
-            cluster_id: "hs-a".into(),
-            name: "A".into(),
-            region: "eu".into(),
-            login_server_url: "https://a.example".into(),
-            api_url: "https://a.example".into(),
-            node_capacity: 300,
-        },
-        "hskey-api-secret-value",
-    )
-    .await
-    .unwrap()
-}
 
 async fn node(owner: &PgPool, id: i64, tenant: Option<Uuid>, name: &str, tags: &[&str]) {
     let tags: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
