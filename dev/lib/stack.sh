@@ -12,11 +12,13 @@ source "$DEV_LIB/headscale.sh"
 # shellcheck source=dev/lib/build.sh
 source "$DEV_LIB/build.sh"
 
-# stack_ports PROFILE — sets the port variables of a profile.
+# stack_ports PROFILE — sets the port variables of a profile. Headscale's ports stay below
+# Linux's ephemeral range (32768-60999): a port in it can be taken at any moment by an
+# outgoing connection, and a CI run failed once when gRPC's 50546 was (session 4).
 stack_ports() {
   case "$1" in
-    dev) PG_PORT=54329 OIDC_PORT=9400 PORTAL_PORT=3000 HS_A=(18080 50443 19090) HS_B=(18081 50444 19091) ;;
-    test) PG_PORT=54339 OIDC_PORT=9410 PORTAL_PORT=3100 HS_A=(18180 50543 19190) HS_B=(18181 50544 19191) ;;
+    dev) PG_PORT=54329 OIDC_PORT=9400 PORTAL_PORT=3000 HS_A=(18080 28443 19090) HS_B=(18081 28444 19091) ;;
+    test) PG_PORT=54339 OIDC_PORT=9410 PORTAL_PORT=3100 HS_A=(18180 28543 19190) HS_B=(18181 28544 19191) ;;
     *) die "unknown profile $1" ;;
   esac
   export PG_PORT OIDC_PORT PORTAL_PORT

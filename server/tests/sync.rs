@@ -11,7 +11,7 @@
 //! - `TEST_HS028_BIN`, `TEST_HS028_VERSION`: the newest Headscale 0.28 (dev/test builds
 //!   it with `ensure_headscale_version 0.28.x`) and its version (default 0.28.0).
 //! - `TEST_SYNC_HTTP_PORT`, `TEST_SYNC_GRPC_PORT`, `TEST_SYNC_METRICS_PORT`: the first of
-//!   6 consecutive ports each for the shards these tests start (defaults 18480, 50840,
+//!   6 consecutive ports each for the shards these tests start (defaults 18480, 28840,
 //!   19480).
 //! - `DATABASE_URL` (owner role) as for every `sqlx::test`; the application role from
 //!   `TEST_APP_DB_USER` / `TEST_APP_DB_PASSWORD` (default `portal_app`).

@@ -2,7 +2,7 @@
 //! dev/lib/headscale.sh and dev/lib/tailscale.sh in a state directory of the test's own.
 //!
 //! Ports: shard slot `n` uses `TEST_SYNC_HTTP_PORT + n` (default 18480), and the same
-//! offset from `TEST_SYNC_GRPC_PORT` (50840) and `TEST_SYNC_METRICS_PORT` (19480). Slots
+//! offset from `TEST_SYNC_GRPC_PORT` (28840) and `TEST_SYNC_METRICS_PORT` (19480). Slots
 //! in use: sync.rs 0–5, devices.rs 6–8.
 #![allow(dead_code)]
 
@@ -108,7 +108,7 @@ impl Stack {
     /// Starts shard `cluster_id` from the headscale binary `bin`.
     pub async fn start_shard_with(&self, cluster_id: &str, slot: u16, bin: &str) -> RealShard {
         let http = env_port("TEST_SYNC_HTTP_PORT", 18480) + slot;
-        let grpc = env_port("TEST_SYNC_GRPC_PORT", 50840) + slot;
+        let grpc = env_port("TEST_SYNC_GRPC_PORT", 28840) + slot;
         let metrics = env_port("TEST_SYNC_METRICS_PORT", 19480) + slot;
         Self::helper(
             "headscale.sh",
