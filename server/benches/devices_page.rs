@@ -49,7 +49,6 @@
 mod common;
 
 use app::auth::clock::SystemClock;
-use app::auth::session::establish;
 use app::data::devices;
 use app::data::people::load_principal;
 use app::data::secret::SecretBox;
@@ -60,7 +59,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use common::{
+    database_name, env_or, fresh_database, mint_sessions, session_store, BenchResult, CpuDelta,
+    Probe, CLIENT_THREAD, SERVER_THREAD,
+};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Row};
 use std::error::Error;
 use std::fmt::Write as _;
@@ -71,15 +74,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_sessions::session_store::SessionStore;
-use tower_sessions::{Expiry, Session};
 use tower_sessions_sqlx_store::PostgresStore;
 use uuid::Uuid;
 
-type BenchResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
-
-/// The names the runtimes give their threads (15 bytes at most: `/proc/*/comm`).
-const SERVER_THREAD: &str = "portal-server";
-const CLIENT_THREAD: &str = "load-generator";
 const SLUG: &str = "acme";
 const CODE: &str = "t7k2";
 
@@ -103,27 +100,9 @@ struct Settings {
     clk_tck: f64,
 }
 
-fn env_or<T: FromStr>(name: &str, default: T) -> BenchResult<T> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .map_err(|_| format!("{name}={v:?} is not a valid value").into()),
-        _ => Ok(default),
-    }
-}
-
 impl Settings {
     fn from_env() -> BenchResult<Settings> {
-        let database: String = env_or("BENCH_DATABASE", "devices_bench".to_string())?;
-        // Interpolated into `create database`: a plain identifier only.
-        if database.is_empty()
-            || !database
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        {
-            return Err("BENCH_DATABASE must be lower-case letters, digits and _".into());
-        }
+        let database = database_name("devices_bench")?;
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         let targets: Vec<String> = env_or("BENCH_TARGETS", "baseline,page,api".to_string())?
             .split(',')
@@ -261,26 +240,7 @@ struct Env {
 }
 
 async fn setup(settings: &Settings) -> BenchResult<Env> {
-    let admin_options = PgConnectOptions::from_str(&settings.owner_url)?;
-    let admin = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(admin_options.clone())
-        .await?;
-    let db = &settings.database;
-    sqlx::raw_sql(&format!("drop database if exists {db} with (force)"))
-        .execute(&admin)
-        .await?;
-    sqlx::raw_sql(&format!("create database {db}"))
-        .execute(&admin)
-        .await?;
-    admin.close().await;
-
-    let owner_options = admin_options.database(db);
-    let owner = PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(owner_options.clone())
-        .await?;
-    server::startup::MIGRATOR.run(&owner).await?;
+    let (owner, owner_options) = fresh_database(&settings.owner_url, &settings.database).await?;
     let app_options = owner_options
         .clone()
         .username(&settings.app_user)
@@ -310,10 +270,7 @@ async fn setup(settings: &Settings) -> BenchResult<Env> {
         .execute(&owner)
         .await?;
 
-    let store = PostgresStore::new(pool.clone())
-        .with_schema_name("public")
-        .and_then(|s| s.with_table_name("web_session"))
-        .map_err(|e| format!("session store: {e}"))?;
+    let store = session_store(&pool)?;
 
     let portal_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let portal = portal_listener.local_addr()?;
@@ -517,30 +474,6 @@ async fn seed(settings: &Settings, owner: &PgPool, pool: &PgPool) -> BenchResult
         .await?;
     }
     Ok(person_id)
-}
-
-/// `n` signed-in sessions of `person_id`, each as the sign-in callback leaves it; returns
-/// their `Cookie` header values.
-async fn mint_sessions(
-    store: &PostgresStore,
-    person_id: Uuid,
-    n: usize,
-) -> BenchResult<Vec<String>> {
-    let store = Arc::new(store.clone());
-    let mut cookies = Vec::with_capacity(n);
-    for _ in 0..n {
-        let session = Session::new(
-            None,
-            store.clone(),
-            Some(Expiry::OnInactivity(time::Duration::minutes(30))),
-        );
-        establish(&session, person_id, "bench-id-token".into(), &SystemClock).await?;
-        session.save().await?;
-        let id = session.id().ok_or("the session has no id after saving")?;
-        // `portal_session`: the cookie's name over plain HTTP (server/src/startup.rs).
-        cookies.push(format!("portal_session={id}"));
-    }
-    Ok(cookies)
 }
 
 // -------------------------------------------------------------- requests --
@@ -950,159 +883,6 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-// ------------------------------------------------------------------- CPU --
-
-/// CPU seconds at one moment.
-#[derive(Clone, Copy, Default)]
-struct CpuSample {
-    at: Option<Instant>,
-    server: f64,
-    client: f64,
-    other_threads: f64,
-    postgres: Option<f64>,
-    /// Every CPU of the machine busy (`/proc/stat`), whoever used it.
-    machine: Option<f64>,
-}
-
-#[derive(Clone, Copy, Default)]
-struct CpuDelta {
-    wall: f64,
-    server: f64,
-    client: f64,
-    other_threads: f64,
-    postgres: Option<f64>,
-    machine: Option<f64>,
-}
-
-impl CpuDelta {
-    /// CPU the machine spent on neither this process nor Postgres: other programs on a
-    /// shared machine, which the measured numbers then also paid for.
-    fn elsewhere(&self) -> Option<f64> {
-        let ours = self.server + self.client + self.other_threads + self.postgres?;
-        Some((self.machine? - ours).max(0.0))
-    }
-}
-
-impl CpuSample {
-    fn since(&self, earlier: &CpuSample) -> CpuDelta {
-        let wall = match (self.at, earlier.at) {
-            (Some(a), Some(b)) => a.duration_since(b).as_secs_f64(),
-            _ => 0.0,
-        };
-        CpuDelta {
-            wall,
-            server: self.server - earlier.server,
-            client: self.client - earlier.client,
-            other_threads: self.other_threads - earlier.other_threads,
-            postgres: self.postgres.zip(earlier.postgres).map(|(a, b)| a - b),
-            machine: self.machine.zip(earlier.machine).map(|(a, b)| a - b),
-        }
-    }
-}
-
-struct Probe {
-    clk_tck: f64,
-    postmaster: Option<u32>,
-}
-
-/// Fields 3… of `/proc/<pid>/stat` (after the command name, which may hold spaces).
-fn stat_fields(path: &str) -> Option<Vec<u64>> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let rest = &text[text.rfind(')')? + 1..];
-    // The state letter (field 3) is not a number; keep the slot so indices match.
-    Some(
-        rest.split_whitespace()
-            .map(|f| f.parse().unwrap_or(0))
-            .collect(),
-    )
-}
-
-// Indices into `stat_fields` (field number − 3; see proc(5)).
-const PPID: usize = 1;
-const UTIME: usize = 11;
-const STIME: usize = 12;
-const CUTIME: usize = 13;
-const CSTIME: usize = 14;
-
-impl Probe {
-    async fn new(owner: &PgPool, clk_tck: f64) -> Probe {
-        let backend: Option<i32> = sqlx::query_scalar("select pg_backend_pid()")
-            .fetch_one(owner)
-            .await
-            .ok();
-        let postmaster = backend
-            .and_then(|pid| stat_fields(&format!("/proc/{pid}/stat")))
-            .and_then(|f| u32::try_from(*f.get(PPID)?).ok())
-            .filter(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .is_ok_and(|c| c.trim() == "postgres")
-            });
-        Probe {
-            clk_tck,
-            postmaster,
-        }
-    }
-
-    fn ticks(&self, f: &[u64], fields: &[usize]) -> f64 {
-        fields
-            .iter()
-            .map(|&i| f.get(i).copied().unwrap_or(0))
-            .sum::<u64>() as f64
-            / self.clk_tck
-    }
-
-    fn sample(&self) -> CpuSample {
-        let mut s = CpuSample {
-            at: Some(Instant::now()),
-            ..CpuSample::default()
-        };
-        if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
-            for task in tasks.flatten() {
-                let dir = task.path();
-                let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
-                let cpu = stat_fields(&dir.join("stat").to_string_lossy())
-                    .map_or(0.0, |f| self.ticks(&f, &[UTIME, STIME]));
-                match comm.trim() {
-                    SERVER_THREAD => s.server += cpu,
-                    CLIENT_THREAD => s.client += cpu,
-                    _ => s.other_threads += cpu,
-                }
-            }
-        }
-        s.postgres = self.postmaster.and_then(|pm| {
-            let own = stat_fields(&format!("/proc/{pm}/stat"))?;
-            let mut total = self.ticks(&own, &[UTIME, STIME, CUTIME, CSTIME]);
-            for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-                let name = entry.file_name();
-                let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
-                    continue;
-                };
-                if let Some(f) = stat_fields(&format!("/proc/{pid}/stat")) {
-                    if f.get(PPID).copied() == Some(u64::from(pm)) {
-                        total += self.ticks(&f, &[UTIME, STIME]);
-                    }
-                }
-            }
-            Some(total)
-        });
-        s.machine = self.machine_busy();
-        s
-    }
-
-    /// Busy time of all CPUs: the first line of `/proc/stat` less idle and iowait.
-    fn machine_busy(&self) -> Option<f64> {
-        let text = std::fs::read_to_string("/proc/stat").ok()?;
-        let line = text.lines().next()?.strip_prefix("cpu ")?;
-        let f: Vec<u64> = line
-            .split_whitespace()
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        // user nice system idle iowait irq softirq steal (guest time is within user).
-        let busy = f.iter().take(8).sum::<u64>() - f.get(3)? - f.get(4)?;
-        Some(busy as f64 / self.clk_tck)
-    }
 }
 
 // ---------------------------------------------------------------- output --
