@@ -302,42 +302,52 @@ async fn seed(settings: &Settings, owner: &PgPool) -> BenchResult<(Uuid, Uuid)> 
     .execute(owner)
     .await?;
 
-    // Per tenant: ceil(rows / 31) devices online every day of the month, the last ones
-    // fewer days so the count is exact; node ids unique on the shard. Every 100th
-    // device's name starts with `=`, so the formula guard (`app::domain::csv`) runs too.
-    // Written day after day, as the rollup writes them (`server::jobs::usage`): the heap's
-    // order matters to the export's sort (in a node-major heap it took 0.9 s longer).
+    // Per tenant: ceil(rows / 31) devices with a device-day on every day of the month,
+    // the last device fewer days so the count is exact; node ids unique on the shard, in
+    // a range per tenant. Every 100th device's name starts with `=`, so the formula guard
+    // (`app::domain::csv`) runs too. One statement writes the shard's days in the order
+    // the rollup writes them (`data::usage`: by day, then node, every tenant of the shard
+    // together); the heap's order matters to the export's sort: seeded device by device,
+    // the same export cost Postgres twice the CPU (docs/benchmarks.md).
     let other = settings.other_rows;
-    let mut first_node = 1;
-    for (slug, rows) in [
+    let tenants = [
         ("acme", settings.rows),
         ("globex", other / 2),
         ("initech", other - other / 2),
-    ] {
-        let nodes = (rows + DAYS - 1) / DAYS;
-        sqlx::query(
-            "insert into usage_device_day (day, shard_id, tenant_id, node_id, seconds,
-                                           device_name, owner, final)
-             select d.day, s.id, t.id, n,
-                    1 + (n * 7919 + extract(day from d.day)::int * 104729) % 86400,
-                    case when n % 100 = 0 then '=cmd|calc-' || n else 'device-' || n end,
-                    'user' || (n % 500) || '@' || t.slug || '.example', true
-               from generate_series($2::int8, $2::int8 + $3::int8 - 1) n
-              cross join generate_series(date '2026-10-01', date '2026-10-31',
-                                         interval '1 day') d(day)
-              cross join shard s
-              cross join (select id, slug from tenant where slug = $1) t
-              order by d.day, n
-              limit $4",
-        )
-        .bind(slug)
-        .bind(first_node)
-        .bind(nodes)
-        .bind(rows)
-        .execute(owner)
-        .await?;
+    ];
+    let (mut slugs, mut firsts, mut counts, mut rows) = (vec![], vec![], vec![], vec![]);
+    let mut first_node = 1;
+    for (slug, n) in tenants {
+        let nodes = (n + DAYS - 1) / DAYS;
+        slugs.push(slug);
+        firsts.push(first_node);
+        counts.push(nodes);
+        rows.push(n);
         first_node += nodes;
     }
+    sqlx::query(
+        "insert into usage_device_day (day, shard_id, tenant_id, node_id, seconds, device_name,
+                                       owner, final)
+         select d.day, s.id, t.id, n,
+                1 + (n * 7919 + extract(day from d.day)::int8 * 104729) % 86400,
+                case when n % 100 = 0 then '=cmd|calc-' || n else 'device-' || n end,
+                'user' || (n % 500) || '@' || t.slug || '.example', true
+           from unnest($1::text[], $2::int8[], $3::int8[], $4::int8[])
+                  r(slug, first_node, nodes, rows)
+           join tenant t on t.slug = r.slug
+          cross join generate_series(r.first_node, r.first_node + r.nodes - 1) n
+          cross join generate_series(date '2026-10-01', date '2026-10-31', interval '1 day') d(day)
+          cross join shard s
+          -- The tenant's device-days counted device by device: the first `rows` of them.
+          where (n - r.first_node) * 31 + extract(day from d.day)::int8 - 1 < r.rows
+          order by d.day, n",
+    )
+    .bind(&slugs)
+    .bind(&firsts)
+    .bind(&counts)
+    .bind(&rows)
+    .execute(owner)
+    .await?;
     sqlx::query("insert into usage_month_closed (month) values (date '2026-10-01')")
         .execute(owner)
         .await?;
