@@ -14,7 +14,7 @@ use app::error::AppError;
 use app::state::AppState;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 
@@ -25,15 +25,6 @@ const BATCH: i64 = 1_000;
 enum Who {
     Tenant(app::auth::TenantScope),
     Operator(app::auth::OperatorScope),
-}
-
-fn error_response(e: AppError) -> Response {
-    (
-        e.status(),
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        e.to_string(),
-    )
-        .into_response()
 }
 
 fn record(out: &mut String, e: &app::api::audit::AuditEvent) {
@@ -93,23 +84,7 @@ fn stream(state: &AppState, who: Who, filter: AuditFilter) -> Body {
 }
 
 fn csv_response(name: &str, body: Body) -> Response {
-    (
-        StatusCode::OK,
-        [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/csv; charset=utf-8"),
-            ),
-            (
-                header::CONTENT_DISPOSITION,
-                HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
-                    .unwrap_or_else(|_| HeaderValue::from_static("attachment")),
-            ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
-        ],
-        body,
-    )
-        .into_response()
+    (StatusCode::OK, crate::billing::csv_headers(name), body).into_response()
 }
 
 pub async fn tenant_export(
@@ -130,7 +105,7 @@ pub async fn tenant_export(
             stream(&state, Who::Tenant(scope), filter),
         ))
     };
-    go().unwrap_or_else(error_response)
+    go().unwrap_or_else(crate::billing::error_response)
 }
 
 pub async fn operator_export(
@@ -147,5 +122,5 @@ pub async fn operator_export(
             stream(&state, Who::Operator(scope), filter),
         ))
     };
-    go().unwrap_or_else(error_response)
+    go().unwrap_or_else(crate::billing::error_response)
 }

@@ -120,7 +120,8 @@ pub fn detail_record(out: &mut String, r: &DetailRow) {
     );
 }
 
-fn error_response(e: AppError) -> Response {
+/// An error as plain text with its status (the exports are files, not pages).
+pub(crate) fn error_response(e: AppError) -> Response {
     (
         e.status(),
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -133,7 +134,8 @@ fn principal(current: &CurrentPrincipal) -> Result<Arc<Principal>, AppError> {
     current.0.clone().ok_or(AppError::Unauthenticated)
 }
 
-fn csv_headers(filename: &str) -> [(header::HeaderName, HeaderValue); 3] {
+/// The headers of a CSV download named `filename`.
+pub(crate) fn csv_headers(filename: &str) -> [(header::HeaderName, HeaderValue); 3] {
     [
         (
             header::CONTENT_TYPE,
