@@ -98,15 +98,19 @@ fn page_of(mut rows: Vec<crate::data::audit::AuditRow>, actions: Vec<String>) ->
 
 #[cfg(feature = "ssr")]
 pub fn to_event(r: crate::data::audit::AuditRow) -> AuditEvent {
+    let person = match (r.actor_name, r.actor_email) {
+        (Some(n), Some(e)) if !n.is_empty() => format!("{n} <{e}>"),
+        (_, Some(e)) => e,
+        (Some(n), None) => n,
+        (None, None) => "a person".into(),
+    };
     let actor = match r.actor_kind.as_str() {
-        "person" => match (r.actor_name, r.actor_email) {
-            (Some(n), Some(e)) if !n.is_empty() => format!("{n} <{e}>"),
-            (_, Some(e)) => e,
-            (Some(n), None) => n,
-            (None, None) => "a person".into(),
-        },
+        "person" => person,
         "system" => "Portal (system)".into(),
-        _ => "API token".into(),
+        _ => format!(
+            "API token “{}” (made by {person})",
+            r.actor_token.as_deref().unwrap_or("?")
+        ),
     };
     AuditEvent {
         id: r.id,

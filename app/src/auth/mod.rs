@@ -9,4 +9,4 @@ pub mod clock;
 pub mod principal;
 pub mod session;
 
-pub use principal::{current_principal, OperatorScope, Principal, TenantScope};
+pub use principal::{current_principal, Actor, OperatorScope, Principal, TenantScope};

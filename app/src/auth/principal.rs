@@ -26,6 +26,32 @@ pub struct Principal {
     pub email: Option<String>,
     pub is_operator: bool,
     pub memberships: Vec<Membership>,
+    /// Set when the request is authenticated by an API token instead of a session: the
+    /// token acts for its maker (`person_id`), capped by its role ceiling.
+    pub token: Option<Uuid>,
+}
+
+/// Who did something, as the audit log records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// A person in the portal.
+    Person(Uuid),
+    /// An API token, made by `person_id`.
+    Token { token_id: Uuid, person_id: Uuid },
+    /// The portal itself (the sync, the push, the rollup).
+    System,
+}
+
+impl Actor {
+    pub fn of(person_id: Uuid, token: Option<Uuid>) -> Actor {
+        match token {
+            Some(token_id) => Actor::Token {
+                token_id,
+                person_id,
+            },
+            None => Actor::Person(person_id),
+        }
+    }
 }
 
 /// The request extension the auth middleware sets: `None` when nobody is signed in.
@@ -41,6 +67,7 @@ pub struct TenantScope {
     person_id: Uuid,
     role: TenantRole,
     suspended: bool,
+    token: Option<Uuid>,
 }
 
 impl TenantScope {
@@ -52,6 +79,7 @@ impl TenantScope {
             person_id,
             role,
             suspended: false,
+            token: None,
         }
     }
 
@@ -63,6 +91,10 @@ impl TenantScope {
     }
     pub fn role(&self) -> TenantRole {
         self.role
+    }
+    /// Who acts under this scope, for the audit log.
+    pub fn actor(&self) -> Actor {
+        Actor::of(self.person_id, self.token)
     }
 
     /// Refuses changes while the tenant is suspended. `Principal::tenant_scope` applies
@@ -84,16 +116,24 @@ impl TenantScope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperatorScope {
     person_id: Uuid,
+    token: Option<Uuid>,
 }
 
 impl OperatorScope {
     #[cfg(test)]
     pub(crate) fn for_test(person_id: Uuid) -> OperatorScope {
-        OperatorScope { person_id }
+        OperatorScope {
+            person_id,
+            token: None,
+        }
     }
 
     pub fn person_id(&self) -> Uuid {
         self.person_id
+    }
+    /// Who acts under this scope, for the audit log.
+    pub fn actor(&self) -> Actor {
+        Actor::of(self.person_id, self.token)
     }
 }
 
@@ -119,6 +159,7 @@ impl Principal {
             person_id: self.person_id,
             role: m.role,
             suspended: m.suspended,
+            token: self.token,
         };
         if permission.changes() {
             scope.require_active()?;
@@ -130,6 +171,7 @@ impl Principal {
         if self.is_operator {
             Ok(OperatorScope {
                 person_id: self.person_id,
+                token: self.token,
             })
         } else {
             tracing::info!(person_id = %self.person_id, "forbidden: not an operator");
@@ -182,6 +224,7 @@ mod tests {
                 from_idp: true,
                 suspended: false,
             }],
+            token: None,
         }
     }
 

@@ -3,7 +3,7 @@
 //! transactions; the application role may insert and read them, never change or delete
 //! them (no grant: migrations/20261122060000_audit_and_quota_state.sql).
 
-use crate::auth::{OperatorScope, TenantScope};
+use crate::auth::{Actor, OperatorScope, TenantScope};
 use crate::data::{operator_tx, tenant_tx, Tx};
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -35,21 +35,62 @@ pub struct AuditRow {
     pub actor_kind: String,
     pub actor_name: Option<String>,
     pub actor_email: Option<String>,
+    /// The API token's name when a token acted (its maker is `actor_name`).
+    pub actor_token: Option<String>,
     pub action: String,
     pub target: String,
     pub detail: String,
 }
 
+/// Records one event in the transaction of the change it describes, so the event exists
+/// exactly when the change does. `tenant_id` is `None` for service-wide events (shards,
+/// operators). `detail` carries what changed (before/after where there is one).
+pub async fn record(
+    tx: &mut Tx,
+    actor: Actor,
+    tenant_id: Option<Uuid>,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    let (kind, person, token) = match actor {
+        Actor::Person(p) => ("person", Some(p), None),
+        Actor::Token {
+            token_id,
+            person_id,
+        } => ("token", Some(person_id), Some(token_id)),
+        Actor::System => ("system", None, None),
+    };
+    sqlx::query(
+        "insert into audit_event (tenant_id, actor_kind, actor_person_id, actor_token_id,
+                                  action, target, detail)
+         values ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(tenant_id)
+    .bind(kind)
+    .bind(person)
+    .bind(token)
+    .bind(action)
+    .bind(target)
+    .bind(detail)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 const SELECT: &str = "select e.id, e.at, t.slug as tenant_slug, e.actor_kind,
-            p.display_name as actor_name, p.email as actor_email, e.action, e.target,
-            e.detail::text as detail
+            p.display_name as actor_name, p.email as actor_email, k.name as actor_token,
+            e.action, e.target, e.detail::text as detail
        from audit_event e
        left join tenant t on t.id = e.tenant_id
        left join person p on p.id = e.actor_person_id
+       left join api_token k on k.id = e.actor_token_id
       where ($1::text is null or e.action = $1 or left(e.action, length($1) + 1) = $1 || '.')
         and ($2::text is null
              or (lower($2) = 'system' and e.actor_kind = 'system')
-             or strpos(lower(coalesce(p.display_name, '') || ' ' || coalesce(p.email, '')), lower($2)) > 0)
+             or (lower($2) = 'token' and e.actor_kind = 'token')
+             or strpos(lower(coalesce(p.display_name, '') || ' ' || coalesce(p.email, '')
+                             || ' ' || coalesce(k.name, '')), lower($2)) > 0)
         and ($3::text is null or strpos(lower(e.target), lower($3)) > 0)
         and ($4::timestamptz is null or e.at >= $4)
         and ($5::timestamptz is null or e.at < $5)

@@ -153,5 +153,6 @@ pub async fn load_principal(
                 })
             })
             .collect(),
+        token: None,
     }))
 }

@@ -231,16 +231,14 @@ pub async fn save(
     .bind(restores)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        "insert into audit_event (tenant_id, actor_kind, actor_person_id, action, target, detail)
-         values ($1, 'person', $2, 'policy.saved', $3, jsonb_build_object('comment', $4::text, 'restores', $5::int))",
+    crate::data::audit::record(
+        &mut tx,
+        scope.actor(),
+        Some(scope.tenant_id()),
+        "policy.saved",
+        &format!("revision {next}"),
+        serde_json::json!({ "comment": comment, "restores": restores }),
     )
-    .bind(scope.tenant_id())
-    .bind(scope.person_id())
-    .bind(format!("revision {next}"))
-    .bind(comment)
-    .bind(restores)
-    .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(next)
@@ -284,14 +282,14 @@ pub async fn set_subnets(
         .bind(subnets)
         .execute(&mut *tx)
         .await?;
-    sqlx::query(
-        "insert into audit_event (tenant_id, actor_kind, actor_person_id, action, target, detail)
-         values ($1, 'person', $2, 'tenant.subnets_set', 'subnets', jsonb_build_object('subnets', $3::text[]))",
+    crate::data::audit::record(
+        &mut tx,
+        scope.actor(),
+        Some(scope.tenant_id()),
+        "tenant.subnets_set",
+        "subnets",
+        serde_json::json!({ "subnets": subnets }),
     )
-    .bind(scope.tenant_id())
-    .bind(scope.person_id())
-    .bind(subnets)
-    .execute(&mut *tx)
     .await?;
     tx.commit().await
 }
