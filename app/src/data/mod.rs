@@ -15,12 +15,15 @@ pub mod shard_users;
 pub mod shards;
 pub mod sync;
 pub mod tenants;
+pub mod tokens;
 pub mod usage;
 
 #[cfg(test)]
 mod audit_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tokens_tests;
 #[cfg(test)]
 mod usage_tests;
 

@@ -14,4 +14,5 @@ pub mod sync;
 pub mod tags;
 pub mod tenant;
 pub mod theme;
+pub mod tokens;
 pub mod usage;

@@ -37,6 +37,16 @@ pub enum Permission {
 }
 
 impl Permission {
+    pub const ALL: [Permission; 7] = [
+        Permission::View,
+        Permission::ViewAll,
+        Permission::ManagePolicy,
+        Permission::ManageDevices,
+        Permission::ViewBilling,
+        Permission::ViewAudit,
+        Permission::ManageMembers,
+    ];
+
     /// Whether acting under the permission changes the tenant (paused while it is
     /// suspended).
     pub fn changes(self) -> bool {
