@@ -52,6 +52,36 @@ pub struct Config {
     pub log_json: bool,
     pub db_max_connections: u32,
     pub sync: SyncConfig,
+    pub limits: Limits,
+}
+
+/// Rate limits (docs/api.md): each API token, and sign-ins per client address.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// `PORTAL_API_RATE_PER_MINUTE`, `PORTAL_API_BURST` (default 600/min, burst 120).
+    pub api: crate::rest::ratelimit::Rate,
+    /// `PORTAL_LOGIN_RATE_PER_MINUTE`, `PORTAL_LOGIN_BURST` (default 30/min, burst 20).
+    pub login: crate::rest::ratelimit::Rate,
+    /// `PORTAL_TRUST_FORWARDED_FOR=true`: the client address is the last entry of
+    /// `X-Forwarded-For` (set it behind exactly one proxy, e.g. the ingress).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        use crate::rest::ratelimit::Rate;
+        Limits {
+            api: Rate {
+                per_minute: 600,
+                burst: 120,
+            },
+            login: Rate {
+                per_minute: 30,
+                burst: 20,
+            },
+            trust_forwarded_for: false,
+        }
+    }
 }
 
 /// The background sync of shards into Postgres (`jobs::sync`).
@@ -179,6 +209,26 @@ impl Config {
                 interval: (sync_seconds > 0).then(|| std::time::Duration::from_secs(sync_seconds)),
                 concurrency: sync_concurrency,
                 usage_every: std::time::Duration::from_secs(usage_seconds),
+            },
+            limits: {
+                use crate::rest::ratelimit::Rate;
+                let d = Limits::default();
+                let rate = |per: &str, burst: &str, default: Rate| -> Result<Rate, ConfigError> {
+                    let r = Rate {
+                        per_minute: number(per, default.per_minute)?,
+                        burst: number(burst, default.burst)?,
+                    };
+                    if r.per_minute == 0 || r.burst == 0 {
+                        return Err(ConfigError(format!("{per} and {burst} must be positive")));
+                    }
+                    Ok(r)
+                };
+                Limits {
+                    api: rate("PORTAL_API_RATE_PER_MINUTE", "PORTAL_API_BURST", d.api)?,
+                    login: rate("PORTAL_LOGIN_RATE_PER_MINUTE", "PORTAL_LOGIN_BURST", d.login)?,
+                    trust_forwarded_for: var("PORTAL_TRUST_FORWARDED_FOR").as_deref()
+                        == Some("true"),
+                }
             },
         })
     }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod health;
 pub mod jobs;
 pub mod oidc;
+pub mod rest;
 pub mod security;
 pub mod startup;
 pub mod telemetry;

@@ -137,8 +137,12 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown_signal())
+        let served = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
             .await;
         if let Some(sync) = self.sync {
             sync.shutdown().await;
@@ -158,7 +162,12 @@ impl Application {
             let _sync = self.sync;
             let _push = self.push;
             let _usage = self.usage;
-            axum::serve(self.listener, self.router).await
+            axum::serve(
+                self.listener,
+                self.router
+                    .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
         })
     }
 }
@@ -299,9 +308,18 @@ pub fn router_with_state(config: &Config, state: AppState) -> Result<Router, Sta
         ))
         .with_state(state.clone());
 
+    let login_limit = crate::rest::ratelimit::PerClient {
+        limiter: Arc::new(crate::rest::ratelimit::Limiter::new(config.limits.login)),
+        trust_forwarded_for: config.limits.trust_forwarded_for,
+    };
     let auth_router: Router = Router::new()
         .route("/auth/login", get(crate::oidc::login))
         .route("/auth/callback", get(crate::oidc::callback))
+        // Guessing at sign-ins (or flooding the provider through us) is slowed down.
+        .route_layer(axum::middleware::from_fn_with_state(
+            login_limit,
+            crate::rest::ratelimit::per_client,
+        ))
         .route("/auth/logout", post(crate::oidc::logout))
         .with_state(portal);
     let export_router: Router = Router::new()
@@ -338,7 +356,16 @@ pub fn router_with_state(config: &Config, state: AppState) -> Result<Router, Sta
         .route("/readyz", get(crate::health::readyz))
         .with_state(pool);
 
+    // Token-authenticated, outside the session and same-site layers (docs/api.md).
+    let api = crate::rest::router(
+        state.clone(),
+        crate::rest::ApiLimits {
+            per_token: config.limits.api,
+        },
+    );
+
     Ok(health
+        .merge(api)
         .merge(main)
         .layer(axum::middleware::from_fn_with_state(
             site,

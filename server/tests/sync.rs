@@ -1581,6 +1581,7 @@ async fn the_served_portal_runs_the_sync(owner: PgPool) {
             concurrency: 2,
             ..server::config::SyncConfig::default()
         },
+        limits: server::config::Limits::default(),
     };
     let clock = Arc::new(app::auth::clock::SystemClock);
 

@@ -67,43 +67,6 @@ pub struct MintedKey {
     pub k3s: String,
 }
 
-#[cfg(feature = "ssr")]
-mod once {
-    //! Minted keys waiting for their JavaScript-free page, in memory, per person.
-    use super::MintedKey;
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    use std::time::{Duration, Instant};
-    use uuid::Uuid;
-
-    const TTL: Duration = Duration::from_secs(300);
-
-    type Waiting = HashMap<String, (Uuid, Instant, MintedKey)>;
-
-    fn store() -> &'static Mutex<Waiting> {
-        static STORE: OnceLock<Mutex<Waiting>> = OnceLock::new();
-        STORE.get_or_init(|| Mutex::new(HashMap::new()))
-    }
-
-    pub fn put(person: Uuid, key: MintedKey) -> String {
-        let token = Uuid::new_v4().simple().to_string();
-        let mut s = store().lock().unwrap_or_else(|p| p.into_inner());
-        s.retain(|_, (_, at, _)| at.elapsed() < TTL);
-        s.insert(token.clone(), (person, Instant::now(), key));
-        token
-    }
-
-    pub fn take(person: Uuid, token: &str) -> Option<MintedKey> {
-        let mut s = store().lock().unwrap_or_else(|p| p.into_inner());
-        match s.get(token) {
-            Some((p, at, _)) if *p == person && at.elapsed() < TTL => {
-                s.remove(token).map(|(_, _, k)| k)
-            }
-            _ => None,
-        }
-    }
-}
-
 #[server(prefix = "/api", endpoint = "list_keys")]
 pub async fn list_keys(slug: String) -> Result<KeysView, AppError> {
     use crate::api::devices::Ctx;
@@ -268,7 +231,7 @@ pub async fn create_key(
         "pre-auth key minted"
     );
     if crate::error::is_form_post() {
-        let token = once::put(ctx.scope.person_id(), minted.clone());
+        let token = crate::api::handoff::put(ctx.scope.person_id(), &minted);
         leptos_axum::redirect(&format!("/t/{slug}/keys?minted={token}"));
     }
     Ok(minted)
@@ -283,7 +246,7 @@ pub async fn take_minted_key(slug: String, token: String) -> Result<Option<Minte
     let scope = principal
         .tenant_scope(&slug, Permission::View)
         .map_err(fail)?;
-    Ok(once::take(scope.person_id(), &token))
+    Ok(crate::api::handoff::take(scope.person_id(), &token))
 }
 
 /// Expires a key on the shard: it registers no further device.

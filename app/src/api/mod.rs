@@ -3,6 +3,8 @@
 
 pub mod audit;
 pub mod devices;
+#[cfg(feature = "ssr")]
+pub mod handoff;
 pub mod keys;
 pub mod operator;
 pub mod policy;
@@ -10,5 +12,6 @@ pub mod preferences;
 pub mod shards;
 pub mod tenant;
 pub mod tenants;
+pub mod tokens;
 pub mod usage;
 pub mod viewer;

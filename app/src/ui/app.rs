@@ -20,6 +20,7 @@ use crate::ui::shard_new_page::ShardNewPage;
 use crate::ui::tenant_admin_page::TenantAdminPage;
 use crate::ui::tenant_dashboard_page::TenantDashboardPage;
 use crate::ui::tenant_new_page::TenantNewPage;
+use crate::ui::tokens_page::{OperatorTokensPage, TokensPage};
 use crate::ui::usage_page::UsagePage;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Html, MetaTags, Stylesheet, Title};
@@ -92,11 +93,13 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/t/:slug/policy") view=PolicyPage ssr=SsrMode::Async />
                     <Route path=path!("/t/:slug/usage") view=UsagePage ssr=SsrMode::Async />
                     <Route path=path!("/t/:slug/audit") view=TenantAuditPage ssr=SsrMode::Async />
+                    <Route path=path!("/t/:slug/tokens") view=TokensPage ssr=SsrMode::Async />
                     <Route path=path!("/operator") view=OperatorPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/shards/new") view=ShardNewPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/quotas") view=QuotasPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/usage") view=OperatorUsagePage ssr=SsrMode::Async />
                     <Route path=path!("/operator/audit") view=OperatorAuditPage ssr=SsrMode::Async />
+                    <Route path=path!("/operator/tokens") view=OperatorTokensPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/tenants/new") view=TenantNewPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/shards/:cluster_id") view=ShardDetailPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/tenants/:slug") view=TenantAdminPage ssr=SsrMode::Async />

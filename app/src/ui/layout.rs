@@ -140,6 +140,12 @@ fn SignedInNav(viewer: Viewer) -> impl IntoView {
                                     "Audit log"
                                 </a>
                             })}
+                            <a
+                                href=format!("/t/{s}/tokens")
+                                class="rounded px-2 py-1 font-medium text-slate-700 hover:bg-slate-100 dark:text-slate-200 dark:hover:bg-slate-800"
+                            >
+                                "API tokens"
+                            </a>
                         }
                     })
             }}

@@ -21,4 +21,5 @@ pub mod shard_new_page;
 pub mod tenant_admin_page;
 pub mod tenant_dashboard_page;
 pub mod tenant_new_page;
+pub mod tokens_page;
 pub mod usage_page;

@@ -31,6 +31,7 @@ fn Overview(overview: OperatorOverview) -> impl IntoView {
                 <a href="/operator/quotas" class="btn-secondary">"Shard quotas"</a>
                 <a href="/operator/usage" class="btn-secondary">"Usage and billing"</a>
                 <a href="/operator/audit" class="btn-secondary">"Audit log"</a>
+                <a href="/operator/tokens" class="btn-secondary">"API tokens"</a>
                 <a href="/operator/tenants/new" class="btn-secondary">"Create tenant"</a>
                 <a href="/operator/shards/new" class="btn-primary">"Add shard"</a>
             </div>

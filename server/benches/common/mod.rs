@@ -111,6 +111,14 @@ pub fn portal_config(addr: SocketAddr) -> Result<Config, Box<dyn Error + Send + 
             interval: None,
             ..SyncConfig::default()
         },
+        // Benchmarks measure the portal, not its rate limits.
+        limits: server::config::Limits {
+            api: server::rest::ratelimit::Rate {
+                per_minute: u32::MAX / 2,
+                burst: u32::MAX / 2,
+            },
+            ..Default::default()
+        },
     })
 }
 

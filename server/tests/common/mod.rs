@@ -124,6 +124,7 @@ impl TestApp {
             log_json: false,
             db_max_connections: 5,
             sync: server::config::SyncConfig::default(),
+            limits: server::config::Limits::default(),
         };
         tweak(&mut config);
         let pool = sqlx::postgres::PgPoolOptions::new()
