@@ -74,13 +74,13 @@ pub fn router(state: AppState, limits: ApiLimits) -> Router {
     Router::new()
         .route("/api/v1/openapi.json", get(openapi))
         .merge(guarded)
-        .fallback(|| async {
+        .route("/api/v1/{*rest}", axum::routing::any(|| async {
             Problem::new(
                 axum::http::StatusCode::NOT_FOUND,
                 "not-found",
                 "There is no such endpoint; see /api/v1/openapi.json.",
             )
-        })
+        }))
         .layer(axum::middleware::map_response(problem::uniform))
 }
 
