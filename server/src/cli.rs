@@ -14,7 +14,11 @@ const USAGE: &str = "usage:
   portal migrate                 apply database migrations (DATABASE_MIGRATION_URL or DATABASE_URL)
   portal shard upsert --cluster-id ID --name NAME --region REGION --login-server-url URL
                       --api-url URL --capacity N      (reads the shard's API key from stdin)
-  portal tenant upsert --slug SLUG --code CODE --name NAME [--plan PLAN] [--region REGION] [--shard CLUSTER_ID]";
+  portal tenant upsert --slug SLUG --code CODE --name NAME [--plan PLAN] [--region REGION] [--shard CLUSTER_ID]
+  portal token issue --tenant SLUG --email EMAIL --role ROLE --name NAME [--days N]
+  portal token issue --operator --email EMAIL --name NAME [--days N]
+                      makes an API token for a member or an operator (printed once;
+                      default 30 days)";
 
 pub fn usage() -> &'static str {
     USAGE
@@ -57,6 +61,9 @@ pub async fn run(args: &[String]) -> Result<(), String> {
         }
         Some("tenant") if args.get(1).map(String::as_str) == Some("upsert") => {
             tenant_upsert(&args[2..]).await
+        }
+        Some("token") if args.get(1).map(String::as_str) == Some("issue") => {
+            token_issue(&args[2..]).await
         }
         _ => Err(USAGE.to_string()),
     }
@@ -113,5 +120,36 @@ async fn tenant_upsert(args: &[String]) -> Result<(), String> {
         .await
         .map_err(|e| format!("saving the tenant failed: {e}"))?;
     println!("tenant {slug} saved");
+    Ok(())
+}
+
+async fn token_issue(args: &[String]) -> Result<(), String> {
+    let operator = args.first().map(String::as_str) == Some("--operator");
+    let mut f = flags(if operator { &args[1..] } else { args })?;
+    let email = take(&mut f, "email")?;
+    let name = take(&mut f, "name")?;
+    let days = f.remove("days").unwrap_or_else(|| "30".into());
+    let tenant = (!operator).then(|| take(&mut f, "tenant")).transpose()?;
+    let role = (!operator).then(|| take(&mut f, "role")).transpose()?;
+    if let Some(k) = f.keys().next() {
+        return Err(format!("unknown option --{k}"));
+    }
+    let pool = app_pool(&env("DATABASE_URL")?, 2).map_err(|e| e.to_string())?;
+    let made = match (&tenant, &role) {
+        (Some(tenant), Some(role)) => {
+            app::data::tokens::issue_for_member(&pool, tenant, &email, role, &name, &days).await?
+        }
+        _ => app::data::tokens::issue_for_operator(&pool, &email, &name, &days).await?,
+    };
+    // The token alone on stdout, so scripts can capture it.
+    println!("{}", made.secret);
+    eprintln!(
+        "token {} ({}) for {email} in {}, role ceiling {}, expires {}",
+        made.row.name,
+        made.row.hint,
+        tenant.as_deref().unwrap_or("the operator endpoints"),
+        role.as_deref().unwrap_or("operator"),
+        app::data::rfc3339(Some(made.row.expires_at)).unwrap_or_default()
+    );
     Ok(())
 }

@@ -225,7 +225,11 @@ impl Config {
                 };
                 Limits {
                     api: rate("PORTAL_API_RATE_PER_MINUTE", "PORTAL_API_BURST", d.api)?,
-                    login: rate("PORTAL_LOGIN_RATE_PER_MINUTE", "PORTAL_LOGIN_BURST", d.login)?,
+                    login: rate(
+                        "PORTAL_LOGIN_RATE_PER_MINUTE",
+                        "PORTAL_LOGIN_BURST",
+                        d.login,
+                    )?,
                     trust_forwarded_for: var("PORTAL_TRUST_FORWARDED_FOR").as_deref()
                         == Some("true"),
                 }

@@ -143,7 +143,7 @@ impl Application {
                 .into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown_signal())
-            .await;
+        .await;
         if let Some(sync) = self.sync {
             sync.shutdown().await;
         }

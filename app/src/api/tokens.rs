@@ -214,7 +214,10 @@ pub async fn list_operator_tokens() -> Result<TokensView, AppError> {
 
 /// Makes an operator token.
 #[server(prefix = "/api", endpoint = "create_operator_token")]
-pub async fn create_operator_token(name: String, expiry_days: String) -> Result<MadeToken, AppError> {
+pub async fn create_operator_token(
+    name: String,
+    expiry_days: String,
+) -> Result<MadeToken, AppError> {
     use crate::domain::tokens::TokenRequest;
     use crate::error::fail;
     let principal = crate::auth::current_principal().map_err(fail)?;

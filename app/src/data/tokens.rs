@@ -239,6 +239,88 @@ pub async fn revoke_for_operator(
     Ok(row)
 }
 
+/// Makes a tenant token for the member with `email` (the admin command line, for
+/// automation that has no browser: `portal token issue`). The ceiling must be covered by
+/// the member's role, as in the portal. Recorded with the portal as the actor.
+pub async fn issue_for_member(
+    pool: &PgPool,
+    slug: &str,
+    email: &str,
+    ceiling: &str,
+    name: &str,
+    expiry_days: &str,
+) -> Result<NewToken, String> {
+    let db = |e: sqlx::Error| format!("database: {e}");
+    let mut tx = system_tx(pool).await.map_err(db)?;
+    let found: Option<(Uuid, Uuid, String)> = sqlx::query_as(
+        "select t.id, p.id, m.role from tenant t
+           join membership m on m.tenant_id = t.id
+           join person p on p.id = m.person_id
+          where t.slug = $1 and lower(p.email) = lower($2)
+          order by p.last_login_at desc nulls last limit 1",
+    )
+    .bind(slug)
+    .bind(email.trim())
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?;
+    let (tenant_id, person_id, role) = found.ok_or_else(|| {
+        format!("{email} is not a member of tenant {slug} (they must have signed in once)")
+    })?;
+    let role = TenantRole::parse(&role).ok_or("unknown membership role")?;
+    let request = TokenRequest::tenant(name, ceiling, expiry_days, role)?;
+    let made = insert(&mut tx, Some(tenant_id), person_id, &request)
+        .await
+        .map_err(db)?;
+    crate::data::audit::record(
+        &mut tx,
+        crate::auth::Actor::System,
+        Some(tenant_id),
+        "token.created",
+        &made.row.name,
+        detail(&made.row),
+    )
+    .await
+    .map_err(db)?;
+    tx.commit().await.map_err(db)?;
+    Ok(made)
+}
+
+/// Makes an operator token for the operator with `email` (`portal token issue
+/// --operator`).
+pub async fn issue_for_operator(
+    pool: &PgPool,
+    email: &str,
+    name: &str,
+    expiry_days: &str,
+) -> Result<NewToken, String> {
+    let db = |e: sqlx::Error| format!("database: {e}");
+    let request = TokenRequest::operator(name, expiry_days)?;
+    let mut tx = system_tx(pool).await.map_err(db)?;
+    let person: Uuid = sqlx::query_scalar(
+        "select id from person where lower(email) = lower($1) and is_operator
+          order by last_login_at desc nulls last limit 1",
+    )
+    .bind(email.trim())
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(db)?
+    .ok_or_else(|| format!("{email} is not an operator (they must have signed in once)"))?;
+    let made = insert(&mut tx, None, person, &request).await.map_err(db)?;
+    crate::data::audit::record(
+        &mut tx,
+        crate::auth::Actor::System,
+        None,
+        "token.created",
+        &made.row.name,
+        detail(&made.row),
+    )
+    .await
+    .map_err(db)?;
+    tx.commit().await.map_err(db)?;
+    Ok(made)
+}
+
 /// What a presented token turned out to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenCheck {

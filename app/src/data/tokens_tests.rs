@@ -90,13 +90,12 @@ async fn a_token_acts_for_its_maker_capped_at_its_ceiling_in_its_tenant_only(own
         tokens::authenticate(&pool, &made.secret).await.unwrap(),
         TokenCheck::Revoked
     );
-    let actions: Vec<(String, String)> = sqlx::query_as(
-        "select action, target from audit_event where tenant_id = $1 order by id",
-    )
-    .bind(acme)
-    .fetch_all(&owner)
-    .await
-    .unwrap();
+    let actions: Vec<(String, String)> =
+        sqlx::query_as("select action, target from audit_event where tenant_id = $1 order by id")
+            .bind(acme)
+            .fetch_all(&owner)
+            .await
+            .unwrap();
     assert_eq!(
         actions,
         vec![

@@ -158,13 +158,15 @@ mod tests {
 
     #[test]
     fn a_request_is_checked_with_a_sentence() {
-        let ok = TokenRequest::tenant(" GitOps ", "network_admin", "90", TenantRole::Admin)
-            .unwrap();
+        let ok =
+            TokenRequest::tenant(" GitOps ", "network_admin", "90", TenantRole::Admin).unwrap();
         assert_eq!(ok.name, "GitOps");
         assert_eq!(ok.ceiling, Some(TenantRole::NetworkAdmin));
-        assert!(TokenRequest::tenant("x", "admin", "30", TenantRole::NetworkAdmin)
-            .unwrap_err()
-            .contains("at most your own role"));
+        assert!(
+            TokenRequest::tenant("x", "admin", "30", TenantRole::NetworkAdmin)
+                .unwrap_err()
+                .contains("at most your own role")
+        );
         assert!(TokenRequest::tenant("x", "root", "30", TenantRole::Owner)
             .unwrap_err()
             .contains("not a role"));

@@ -7,7 +7,9 @@ use crate::api::tokens::{
     list_operator_tokens, list_tokens, take_made_token, CreateOperatorToken, CreateToken,
     MadeToken, RevokeOperatorToken, RevokeToken, TokenView, TokensView,
 };
-use crate::ui::common::{utc, Badge, Card, CopyButton, FormError, Loaded, Notice, PageHeader, Tone, INPUT};
+use crate::ui::common::{
+    utc, Badge, Card, CopyButton, FormError, Loaded, Notice, PageHeader, Tone, INPUT,
+};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};

@@ -54,7 +54,10 @@ const OPENAPI: &str = include_str!("openapi.json");
 async fn openapi() -> Response {
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
         OPENAPI,
@@ -74,13 +77,16 @@ pub fn router(state: AppState, limits: ApiLimits) -> Router {
     Router::new()
         .route("/api/v1/openapi.json", get(openapi))
         .merge(guarded)
-        .route("/api/v1/{*rest}", axum::routing::any(|| async {
-            Problem::new(
-                axum::http::StatusCode::NOT_FOUND,
-                "not-found",
-                "There is no such endpoint; see /api/v1/openapi.json.",
-            )
-        }))
+        .route(
+            "/api/v1/{*rest}",
+            axum::routing::any(|| async {
+                Problem::new(
+                    axum::http::StatusCode::NOT_FOUND,
+                    "not-found",
+                    "There is no such endpoint; see /api/v1/openapi.json.",
+                )
+            }),
+        )
         .layer(axum::middleware::map_response(problem::uniform))
 }
 

@@ -18,7 +18,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/operator/shards", get(shards))
         .route("/api/v1/operator/tenants", get(tenants))
         .route("/api/v1/operator/usage", get(get_usage))
-        .route("/api/v1/operator/usage/export", get(crate::billing::operator_export))
+        .route(
+            "/api/v1/operator/usage/export",
+            get(crate::billing::operator_export),
+        )
         .route("/api/v1/operator/audit", get(get_audit))
 }
 
@@ -27,7 +30,9 @@ async fn shards(
     Extension(cur): Ext,
 ) -> Result<Json<Vec<operator::ShardListRow>>, Problem> {
     let caller = Caller::new(state, cur)?;
-    Ok(Json(caller.run(operator::get_operator_overview).await?.shards))
+    Ok(Json(
+        caller.run(operator::get_operator_overview).await?.shards,
+    ))
 }
 
 async fn tenants(
@@ -35,7 +40,9 @@ async fn tenants(
     Extension(cur): Ext,
 ) -> Result<Json<Vec<operator::TenantListRow>>, Problem> {
     let caller = Caller::new(state, cur)?;
-    Ok(Json(caller.run(operator::get_operator_overview).await?.tenants))
+    Ok(Json(
+        caller.run(operator::get_operator_overview).await?.tenants,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -49,7 +56,9 @@ async fn get_usage(
     Query(q): Query<MonthQuery>,
 ) -> Result<Json<usage::OperatorUsage>, Problem> {
     let caller = Caller::new(state, cur)?;
-    Ok(Json(caller.run(|| usage::get_operator_usage(q.month)).await?))
+    Ok(Json(
+        caller.run(|| usage::get_operator_usage(q.month)).await?,
+    ))
 }
 
 async fn get_audit(
@@ -61,7 +70,9 @@ async fn get_audit(
     Ok(Json(
         caller
             .run(|| {
-                audit::get_operator_audit(q.action, q.actor, q.target, q.from, q.until, q.tenant, q.before)
+                audit::get_operator_audit(
+                    q.action, q.actor, q.target, q.from, q.until, q.tenant, q.before,
+                )
             })
             .await?,
     ))

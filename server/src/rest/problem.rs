@@ -62,9 +62,11 @@ impl Problem {
 impl From<AppError> for Problem {
     fn from(e: AppError) -> Problem {
         let kind = match &e {
-            AppError::Unauthenticated => return Problem::unauthorized(
-                "Send an API token of this tenant as `Authorization: Bearer hsp_…`.",
-            ),
+            AppError::Unauthenticated => {
+                return Problem::unauthorized(
+                    "Send an API token of this tenant as `Authorization: Bearer hsp_…`.",
+                )
+            }
             AppError::Forbidden => "forbidden",
             AppError::NotFound(_) => "not-found",
             AppError::Conflict(_) => "conflict",
@@ -146,8 +148,7 @@ pub async fn uniform(res: Response) -> Response {
         text
     };
     let mut p = Problem::new(status, kind, detail);
-    p.retry_after = retry_after
-        .and_then(|v| v.to_str().ok().and_then(|s| s.parse().ok()));
+    p.retry_after = retry_after.and_then(|v| v.to_str().ok().and_then(|s| s.parse().ok()));
     p.bearer_challenge = status == StatusCode::UNAUTHORIZED;
     p.into_response()
 }

@@ -45,7 +45,8 @@ impl Limiter {
             });
         }
         let (tokens, at) = buckets.entry(key.to_string()).or_insert((burst, now));
-        *tokens = (*tokens + now.saturating_duration_since(*at).as_secs_f64() * per_second).min(burst);
+        *tokens =
+            (*tokens + now.saturating_duration_since(*at).as_secs_f64() * per_second).min(burst);
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
@@ -106,7 +107,9 @@ pub async fn per_client(
                         "text/plain; charset=utf-8".to_string(),
                     ),
                 ],
-                format!("Too many sign-in attempts from your address. Try again in {wait} seconds."),
+                format!(
+                    "Too many sign-in attempts from your address. Try again in {wait} seconds."
+                ),
             )
                 .into_response()
         }

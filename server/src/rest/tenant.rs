@@ -54,7 +54,10 @@ struct Bootstrap {
 }
 
 /// What a client of the tenant needs to join its tailnet: which shard, where to log in.
-async fn bootstrap(State(state): State<AppState>, Extension(cur): Ext) -> ApiResult<Json<Bootstrap>> {
+async fn bootstrap(
+    State(state): State<AppState>,
+    Extension(cur): Ext,
+) -> ApiResult<Json<Bootstrap>> {
     let caller = Caller::new(state, cur)?;
     let slug = caller.token_tenant()?;
     let o = caller
@@ -120,6 +123,7 @@ async fn get_device(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Rename {
     name: String,
 }
@@ -164,6 +168,7 @@ async fn delete_device(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Tags {
     tags: Vec<String>,
 }
@@ -182,6 +187,7 @@ async fn set_tags(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RouteChange {
     route: String,
     approve: bool,
@@ -201,6 +207,7 @@ async fn set_route(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Register {
     registration: String,
     #[serde(default)]
@@ -238,6 +245,7 @@ async fn list_keys(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewKey {
     #[serde(default)]
     reusable: bool,
@@ -333,6 +341,7 @@ async fn get_policy(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PolicyText {
     text: String,
 }
@@ -366,6 +375,7 @@ async fn validate_policy(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SetPolicy {
     text: String,
     #[serde(default)]
@@ -414,6 +424,7 @@ async fn set_policy(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PreviewAsk {
     #[serde(default)]
     text: String,
@@ -480,7 +491,15 @@ async fn get_audit(
     Ok(Json(
         caller
             .run(|| {
-                audit::get_tenant_audit(slug.clone(), q.action, q.actor, q.target, q.from, q.until, q.before)
+                audit::get_tenant_audit(
+                    slug.clone(),
+                    q.action,
+                    q.actor,
+                    q.target,
+                    q.from,
+                    q.until,
+                    q.before,
+                )
             })
             .await?,
     ))
