@@ -12,10 +12,10 @@
 
 mod common;
 
-use common::{add_shard, app_pool, secrets, Idp, TestApp};
 use app::data::policies::mark_dirty;
 use app::data::sync::mark_due;
 use common::stack::Stack;
+use common::{add_shard, app_pool, secrets, Idp, TestApp};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use server::jobs::policy::{PolicyPusher, PushOutcome, PushSettings};
@@ -36,7 +36,12 @@ async fn make_token(app: &TestApp, slug: &str, name: &str, role: &str) -> (Strin
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+    assert_eq!(
+        res.status(),
+        StatusCode::OK,
+        "{}",
+        res.text().await.unwrap()
+    );
     let made: Value = res.json().await.unwrap();
     (
         made["secret"].as_str().unwrap().to_string(),
@@ -87,15 +92,16 @@ async fn read(res: reqwest::Response) -> (StatusCode, Value) {
     if !status.is_success() {
         assert_eq!(ctype, "application/problem+json", "{status} {body}");
         assert_eq!(body["status"], status.as_u16(), "{body}");
-        assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+        assert!(
+            body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{body}"
+        );
     }
     (status, body)
 }
 
 #[sqlx::test(migrator = "server::startup::MIGRATOR")]
-async fn gitops_a_token_sets_the_policy_it_goes_live_and_the_audit_names_the_token(
-    owner: PgPool,
-) {
+async fn gitops_a_token_sets_the_policy_it_goes_live_and_the_audit_names_the_token(owner: PgPool) {
     let stack = Stack::new();
     let real = stack.start_shard("hs-api", 12).await;
     let app = TestApp::spawn(owner.clone(), Idp::real_rs256()).await;
@@ -157,7 +163,11 @@ async fn gitops_a_token_sets_the_policy_it_goes_live_and_the_audit_names_the_tok
             json!({ "text": good }),
         )
         .await;
-    assert_eq!((status, &check["valid"]), (StatusCode::OK, &json!(true)), "{check}");
+    assert_eq!(
+        (status, &check["valid"]),
+        (StatusCode::OK, &json!(true)),
+        "{check}"
+    );
     let (status, saved) = api
         .send(
             reqwest::Method::PUT,
@@ -185,7 +195,13 @@ async fn gitops_a_token_sets_the_policy_it_goes_live_and_the_audit_names_the_tok
         matches!(&outcome, PushOutcome::Pushed { rejected, .. } if rejected.is_empty()),
         "{outcome:?}"
     );
-    let live = real.client().get_policy().await.unwrap().expect("a policy").policy;
+    let live = real
+        .client()
+        .get_policy()
+        .await
+        .unwrap()
+        .expect("a policy")
+        .policy;
     assert!(live.contains("group:t7k2--ops"), "{live}");
     let (_, doc) = api.get("/api/v1/tenants/acme/policy").await;
     assert_eq!(doc["revision"], 1, "{doc}");
@@ -202,7 +218,10 @@ async fn gitops_a_token_sets_the_policy_it_goes_live_and_the_audit_names_the_tok
         .find(|e| e["action"] == "policy.saved")
         .unwrap_or_else(|| panic!("{audit}"));
     let actor = saved_event["actor"].as_str().unwrap();
-    assert!(actor.contains("GitOps CI") && actor.contains("alice"), "{actor}");
+    assert!(
+        actor.contains("GitOps CI") && actor.contains("alice"),
+        "{actor}"
+    );
     let (kind, token): (String, Option<uuid::Uuid>) = sqlx::query_as(
         "select actor_kind, actor_token_id from audit_event where action = 'policy.saved'",
     )
@@ -234,7 +253,11 @@ async fn gitops_a_token_sets_the_policy_it_goes_live_and_the_audit_names_the_tok
     assert_eq!(status, StatusCode::CREATED, "{minted}");
     assert!(minted["key"].as_str().unwrap().starts_with("hskey-auth-"));
     let (_, keys) = api.get("/api/v1/tenants/acme/keys").await;
-    assert!(keys["keys"].as_array().unwrap().iter().any(|k| k["description"] == "api"));
+    assert!(keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k["description"] == "api"));
 }
 
 #[sqlx::test(migrator = "server::startup::MIGRATOR")]
@@ -257,14 +280,20 @@ async fn tokens_are_refused_unless_valid_for_the_tenant_and_the_role(owner: PgPo
     assert!(res.headers().get("www-authenticate").is_some());
     let (_, _) = read(res).await;
     for garbage in ["hsp_0000", &admin.replace('a', "b"), "Basic abc"] {
-        let (status, _) = Api::new(&app, garbage).get("/api/v1/tenants/acme/devices").await;
+        let (status, _) = Api::new(&app, garbage)
+            .get("/api/v1/tenants/acme/devices")
+            .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{garbage}");
     }
 
     // Another tenant's token: acme does not exist for it.
-    let (status, _) = Api::new(&app, &globex).get("/api/v1/tenants/acme/policy").await;
+    let (status, _) = Api::new(&app, &globex)
+        .get("/api/v1/tenants/acme/policy")
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = Api::new(&app, &globex).get("/api/v1/tenants/globex/policy").await;
+    let (status, _) = Api::new(&app, &globex)
+        .get("/api/v1/tenants/globex/policy")
+        .await;
     assert_eq!(status, StatusCode::OK);
 
     // A member ceiling reads what members read, and no admin things.
@@ -279,10 +308,19 @@ async fn tokens_are_refused_unless_valid_for_the_tenant_and_the_role(owner: PgPo
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
     assert_eq!(problem["type"], "/api/v1/problems/forbidden");
-    assert_eq!(m.get("/api/v1/tenants/acme/audit").await.0, StatusCode::FORBIDDEN);
-    assert_eq!(m.get("/api/v1/tenants/acme/usage").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        m.get("/api/v1/tenants/acme/audit").await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        m.get("/api/v1/tenants/acme/usage").await.0,
+        StatusCode::FORBIDDEN
+    );
     let res = m
-        .req(reqwest::Method::GET, "/api/v1/tenants/acme/usage/export?kind=summary")
+        .req(
+            reqwest::Method::GET,
+            "/api/v1/tenants/acme/usage/export?kind=summary",
+        )
         .send()
         .await
         .unwrap();
@@ -292,7 +330,10 @@ async fn tokens_are_refused_unless_valid_for_the_tenant_and_the_role(owner: PgPo
     let a = Api::new(&app, &admin);
     assert_eq!(a.get("/api/v1/tenants/acme/usage").await.0, StatusCode::OK);
     let res = a
-        .req(reqwest::Method::GET, "/api/v1/tenants/acme/usage/export?kind=summary")
+        .req(
+            reqwest::Method::GET,
+            "/api/v1/tenants/acme/usage/export?kind=summary",
+        )
         .send()
         .await
         .unwrap();
@@ -312,7 +353,10 @@ async fn tokens_are_refused_unless_valid_for_the_tenant_and_the_role(owner: PgPo
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
 
     // Tenant tokens stay out of the operator endpoints; operator tokens have no tenant.
-    assert_eq!(a.get("/api/v1/operator/tenants").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        a.get("/api/v1/operator/tenants").await.0,
+        StatusCode::FORBIDDEN
+    );
     let res = olivia
         .same_origin_post("/api/create_operator_token")
         .form(&[("name", "ops"), ("expiry_days", "7")])
@@ -326,7 +370,10 @@ async fn tokens_are_refused_unless_valid_for_the_tenant_and_the_role(owner: PgPo
     assert_eq!(status, StatusCode::OK);
     assert_eq!(tenants.as_array().unwrap().len(), 2);
     assert_eq!(o.get("/api/v1/bootstrap").await.0, StatusCode::FORBIDDEN);
-    assert_eq!(o.get("/api/v1/tenants/acme/policy").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        o.get("/api/v1/tenants/acme/policy").await.0,
+        StatusCode::NOT_FOUND
+    );
 
     // Revoked: refused from the next request on.
     let res = app
@@ -340,10 +387,11 @@ async fn tokens_are_refused_unless_valid_for_the_tenant_and_the_role(owner: PgPo
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(problem["detail"].as_str().unwrap().contains("revoked"));
     // gina cannot revoke acme's member token (not found for her), so it still works.
-    let ids: Vec<(String,)> = sqlx::query_as("select id::text from api_token where name = 'read only'")
-        .fetch_all(&owner)
-        .await
-        .unwrap();
+    let ids: Vec<(String,)> =
+        sqlx::query_as("select id::text from api_token where name = 'read only'")
+            .fetch_all(&owner)
+            .await
+            .unwrap();
     let res = gina
         .same_origin_post("/api/revoke_token")
         .form(&[("slug", "acme"), ("token_id", ids[0].0.as_str())])
@@ -394,7 +442,10 @@ async fn rate_limits_answer_429_with_retry_after(owner: PgPool) {
     let (token, _) = make_token(&app, "acme", "busy", "member").await;
     let api = Api::new(&app, &token);
     for _ in 0..3 {
-        assert_eq!(api.get("/api/v1/tenants/acme/policy").await.0, StatusCode::OK);
+        assert_eq!(
+            api.get("/api/v1/tenants/acme/policy").await.0,
+            StatusCode::OK
+        );
     }
     let res = api
         .req(reqwest::Method::GET, "/api/v1/tenants/acme/policy")
@@ -402,14 +453,21 @@ async fn rate_limits_answer_429_with_retry_after(owner: PgPool) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = res.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=10).contains(&retry), "{retry}");
     let (_, problem) = read(res).await;
     assert_eq!(problem["type"], "/api/v1/problems/rate-limited");
     // Per token: another token is not slowed down by this one.
     let (other, _) = make_token(&app, "acme", "other", "member").await;
     assert_eq!(
-        Api::new(&app, &other).get("/api/v1/tenants/acme/policy").await.0,
+        Api::new(&app, &other)
+            .get("/api/v1/tenants/acme/policy")
+            .await
+            .0,
         StatusCode::OK
     );
 
