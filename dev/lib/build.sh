@@ -30,6 +30,13 @@ prune_build_cache() {
     | while read -r old; do
         find "$old" -mmin +60 -delete 2>/dev/null || true
       done
+  # The workspace's own libraries get a new hash for every checkout path (each clean
+  # clone) and feature set; half a gigabyte each. Keep the newest of each.
+  local crate
+  for crate in app server; do
+    find "$dir/deps" -maxdepth 1 -name "lib$crate-*.rlib" -mmin +60 -printf '%T@ %p\n' 2>/dev/null \
+      | sort -rn | tail -n +2 | cut -d' ' -f2- | xargs -r rm -f
+  done
 }
 
 ensure_rust_tools() {
