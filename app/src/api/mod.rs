@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod devices;
 pub mod keys;
+pub mod members;
 pub mod operator;
 pub mod policy;
 pub mod preferences;
