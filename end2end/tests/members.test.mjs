@@ -7,6 +7,7 @@
 import {
   assert,
   absent,
+  eventually,
   login,
   onPortalPage,
   open,
@@ -49,6 +50,13 @@ async function reset(s) {
 
 scenario('an admin invites, re-roles and removes a member; IdP members show no controls', async (admin) => {
   const { page, js } = admin;
+  // bob's membership comes from his groups claim at sign-in: make sure he signed in once.
+  const bobSession = await openSession({ js });
+  try {
+    await login(bobSession, 'bob', { next: '/t/acme' });
+  } finally {
+    await bobSession.close();
+  }
   await login(admin, 'alice', { next: '/t/acme' });
   await page.getByRole('link', { name: 'Members' }).click();
   await onPortalPage(admin, '/t/acme/members');
@@ -92,6 +100,22 @@ scenario('an admin invites, re-roles and removes a member; IdP members show no c
     await onPortalPage(newbie, '/t/acme');
     await screenshot(newbie.page, shotName('members-newbie-landed', js));
 
+    // As a member they mint a key of their own, once the sync made their user on acme's
+    // shard (every 15 s in the dev stack).
+    const description = `newbie-e2e-${js ? 'js' : 'nojs'}-${Date.now()}`;
+    newbie.expectStatus(portal('/api/create_key'), 409);
+    await eventually(
+      async () => {
+        await open(newbie, '/t/acme/keys');
+        await onPortalPage(newbie, '/t/acme/keys');
+        const mint = newbie.page.getByRole('form', { name: 'Generate key' });
+        await mint.getByLabel('Description').fill(description);
+        await mint.getByRole('button', { name: 'Generate key' }).click();
+        await newbie.page.getByTestId('minted-key').waitFor({ state: 'visible', timeout: 5_000 });
+      },
+      { timeout: 60_000, interval: 2_000 },
+    );
+
     // The admin sees them as a portal member, and makes them an IT admin.
     await membersPage(admin);
     const line = row(page, NEWBIE_EMAIL);
@@ -108,6 +132,12 @@ scenario('an admin invites, re-roles and removes a member; IdP members show no c
     await visible(page.getByText('Member removed', { exact: false }));
     await absent(row(page, NEWBIE_EMAIL));
     await screenshot(page, shotName('members-removed', js));
+
+    // Their key was expired on the shard before the removal was reported.
+    await open(admin, '/t/acme/keys');
+    await onPortalPage(admin, '/t/acme/keys');
+    const key = page.getByRole('row').filter({ hasText: description });
+    await visible(key.getByText('expired', { exact: true }));
 
     await newbie.page.goto(portal('/t/acme'));
     await newbie.page.waitForURL((u) => u.pathname === '/login');

@@ -66,13 +66,6 @@ fn done_notice(done: &str) -> Option<&'static str> {
 #[component]
 fn Members(slug: String, data: MembersView, actions: Actions) -> impl IntoView {
     let query = use_query_map();
-    let notice = move || {
-        query
-            .read()
-            .get("done")
-            .and_then(|d| done_notice(&d))
-            .map(|t| view! { <Notice text=t /> })
-    };
     let error = Signal::derive(move || {
         [
             actions.invite.value().get().and_then(|r| r.err()),
@@ -84,6 +77,16 @@ fn Members(slug: String, data: MembersView, actions: Actions) -> impl IntoView {
         .flatten()
         .next()
     });
+    // Not next to an error from a later form (without JavaScript the error comes back on
+    // the address of the last success).
+    let notice = move || {
+        query
+            .read()
+            .get("done")
+            .filter(|_| error.get().is_none())
+            .and_then(|d| done_notice(&d))
+            .map(|t| view! { <Notice text=t /> })
+    };
     let subtitle = format!(
         "{} members · {} open invitations",
         data.members.len(),
@@ -254,8 +257,8 @@ fn MemberLine(
                 <div class="font-medium">{m.name.clone()}{m.is_me.then(|| view! { <span class="ml-1 text-xs text-slate-500">"(you)"</span> })}</div>
                 <div class="text-xs text-slate-500">{email}</div>
             </td>
-            <td class="align-top">{m.role.label()}</td>
-            <td class="align-top">
+            <td class="whitespace-nowrap pr-2 align-top">{m.role.label()}</td>
+            <td class="whitespace-nowrap pr-2 align-top">
                 {if m.from_idp {
                     view! { <Badge tone=Tone::Info text="Identity provider" /> }.into_any()
                 } else {
