@@ -1,9 +1,9 @@
 -- Member management (issue 7, docs/members.md): invitations by email, and ending a
 -- removed member's sessions.
 
--- Sessions signed in before this moment are ended at their next request (a member was
--- removed from a tenant). Compared with the session's own sign-in time, so a new sign-in
--- works at once.
+-- Sessions signed in at or before this moment are ended at their next request (a member
+-- was removed from a tenant). Compared with the session's own sign-in time (whole
+-- seconds), so a new sign-in works from the next second on.
 alter table person add column sessions_not_before timestamptz;
 
 -- An invitation to join a tenant with a role, accepted at the invited person's next

@@ -186,7 +186,7 @@ pub async fn load_principal(
 }
 
 /// As `load_principal`, for a session signed in at `signed_in_at`: `None` also when the
-/// person's sessions were ended after that (removed from a tenant, docs/members.md), so
+/// person's sessions were ended at or after that (removed from a tenant, docs/members.md), so
 /// the caller ends this session.
 pub async fn load_session_principal(
     pool: &PgPool,
@@ -205,7 +205,9 @@ pub async fn load_session_principal(
         return Ok(None);
     };
     if let (Some(at), Some(not_before)) = (signed_in_at, person.sessions_not_before) {
-        if at < not_before {
+        // Session times are whole seconds: a sign-in in the same second as the end is
+        // ended too (the safe side).
+        if at <= not_before {
             tx.commit().await?;
             return Ok(None);
         }
