@@ -1,6 +1,7 @@
 // Member management (docs/members.md): acme's admin invites a person who is in no tenant
-// group, that person signs in and lands in acme; the admin changes their role, then
-// removes them, and their session ends. A membership from the identity provider shows
+// group, that person signs in and lands in acme and joins a real device (tailscaled)
+// with a key of their own; the admin changes their role, then removes them: their
+// session ends, their key and device are expired on the shard. A membership from the identity provider shows
 // no controls. Every step is a plain form, so the scenario runs with JavaScript on and
 // off (one after the other: they share the demo user `newbie`).
 
@@ -18,6 +19,7 @@ import {
   shotName,
   visible,
 } from '../lib.mjs';
+import { daemon } from '../tailscale.mjs';
 
 const NEWBIE_EMAIL = 'newbie@acme.example';
 
@@ -94,6 +96,7 @@ scenario('an admin invites, re-roles and removes a member; IdP members show no c
 
   // The invited person signs in and lands in acme.
   const newbie = await openSession({ js });
+  const device = daemon();
   try {
     await login(newbie, 'newbie');
     await newbie.page.waitForURL((u) => u.pathname === '/t/acme');
@@ -102,7 +105,10 @@ scenario('an admin invites, re-roles and removes a member; IdP members show no c
 
     // As a member they mint a key of their own, once the sync made their user on acme's
     // shard (every 15 s in the dev stack).
-    const description = `newbie-e2e-${js ? 'js' : 'nojs'}-${Date.now()}`;
+    // A reusable key (the kind that would keep registering devices) and a real device
+    // joined with it.
+    const host = `e2e-newbie-${js ? 'js' : 'nojs'}-${Date.now().toString(36)}`;
+    const description = `newbie ${host}`;
     newbie.expectStatus(portal('/api/create_key'), 409);
     await eventually(
       async () => {
@@ -110,10 +116,24 @@ scenario('an admin invites, re-roles and removes a member; IdP members show no c
         await onPortalPage(newbie, '/t/acme/keys');
         const mint = newbie.page.getByRole('form', { name: 'Generate key' });
         await mint.getByLabel('Description').fill(description);
+        await mint.getByLabel('Reusable').check();
         await mint.getByRole('button', { name: 'Generate key' }).click();
         await newbie.page.getByTestId('minted-key').waitFor({ state: 'visible', timeout: 5_000 });
       },
       { timeout: 60_000, interval: 2_000 },
+    );
+    const key = (await newbie.page.getByTestId('minted-key').first().innerText()).trim();
+    const up = (await newbie.page.getByTestId('tailscale-up').first().innerText()).trim();
+    const loginServer = /--login-server=(\S+)/.exec(up)[1];
+    device.up(loginServer, key, host);
+    await eventually(
+      async () => {
+        await open(admin, `/t/acme/devices?q=${host}`);
+        const row = page.getByRole('row').filter({ hasText: host });
+        assert.equal(await row.count(), 1, 'the device is listed');
+        assert.match(await row.innerText(), /online/);
+      },
+      { timeout: 40_000, interval: 1_000 },
     );
 
     // The admin sees them as a portal member, and makes them an IT admin.
@@ -133,17 +153,22 @@ scenario('an admin invites, re-roles and removes a member; IdP members show no c
     await absent(row(page, NEWBIE_EMAIL));
     await screenshot(page, shotName('members-removed', js));
 
-    // Their key was expired on the shard before the removal was reported.
+    // Their key and device were expired on the shard before the removal was reported;
+    // the device stays listed (logged out) until an admin deletes it.
     await open(admin, '/t/acme/keys');
     await onPortalPage(admin, '/t/acme/keys');
-    const key = page.getByRole('row').filter({ hasText: description });
-    await visible(key.getByText('expired', { exact: true }));
+    await visible(page.getByRole('row').filter({ hasText: description }).getByText('expired', { exact: true }));
+    await open(admin, `/t/acme/devices?q=${host}`);
+    await onPortalPage(admin, '/t/acme/devices');
+    await visible(page.getByRole('row').filter({ hasText: host }).getByText('logged out'));
+    await screenshot(page, shotName('members-removed-device', js));
 
     await newbie.page.goto(portal('/t/acme'));
     await newbie.page.waitForURL((u) => u.pathname === '/login');
     await visible(newbie.page.getByRole('link', { name: 'Sign in with SSO' }));
     newbie.assertClean();
   } finally {
+    device.stop();
     await newbie.close();
   }
 });
