@@ -38,6 +38,7 @@ export const USERS = {
   gina: { username: 'gina', password: 'gina-demo', name: 'Gina Globex' },
   carol: { username: 'carol', password: 'carol-demo', name: 'Carol Both' },
   bill: { username: 'bill', password: 'bill-demo', name: 'Bill Billing' },
+  newbie: { username: 'newbie', password: 'newbie-demo', name: 'Nora Newbie' },
 };
 
 /** An absolute portal URL for a path. */

@@ -52,6 +52,14 @@ const DEMO_USERS = [
     email: 'bill@acme.example',
     groups: ['tenant:acme:billing_admin'],
   },
+  {
+    // In no tenant group: joins a tenant only by a portal invitation (docs/members.md).
+    username: 'newbie',
+    password: 'newbie-demo',
+    name: 'Nora Newbie',
+    email: 'newbie@acme.example',
+    groups: [],
+  },
 ];
 
 /** Users with `sub` and `email_verified` filled in. */

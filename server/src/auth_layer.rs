@@ -53,8 +53,24 @@ pub async fn resolve_principal(
         };
     let principal = match auth {
         None => None,
-        Some(a) => match app::data::people::load_principal(&state.pool, a.person_id).await {
-            Ok(p) => p.map(Arc::new),
+        Some(a) => match app::data::people::load_session_principal(
+            &state.pool,
+            a.person_id,
+            Some(a.signed_in_at),
+        )
+        .await
+        {
+            Ok(Some(p)) => Some(Arc::new(p)),
+            // The person is gone, or their sessions were ended after this one began
+            // (removed from a tenant, docs/members.md): this session ends now.
+            Ok(None) => {
+                tracing::info!(person_id = %a.person_id, "session ended: signed in before the person's sessions were ended");
+                if let Err(e) = app::auth::session::end(&session).await {
+                    tracing::error!(error = %e, "session store unavailable");
+                    return unavailable();
+                }
+                None
+            }
             Err(e) => {
                 tracing::error!(error = %e, "could not load the signed-in person");
                 return unavailable();

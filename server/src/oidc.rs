@@ -400,6 +400,7 @@ async fn finish_login(
         issuer: claims.issuer().to_string(),
         subject: claims.subject().to_string(),
         email: claims.email().map(|e| e.to_string()),
+        email_verified: claims.email_verified() == Some(true),
         display_name,
         roles: portal
             .app

@@ -6,6 +6,7 @@ pub mod devices;
 #[cfg(feature = "ssr")]
 pub mod handoff;
 pub mod keys;
+pub mod members;
 pub mod operator;
 pub mod policy;
 pub mod preferences;

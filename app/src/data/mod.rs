@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod devices;
 pub mod keys;
+pub mod members;
 pub mod people;
 pub mod policies;
 pub mod secret;
@@ -20,6 +21,8 @@ pub mod usage;
 
 #[cfg(test)]
 mod audit_tests;
+#[cfg(test)]
+mod members_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -13,6 +13,9 @@ pub struct LoginFacts {
     pub issuer: String,
     pub subject: String,
     pub email: Option<String>,
+    /// The provider vouches for the email (`email_verified`). Invitations are accepted
+    /// only with a verified email: an unverified one is just what someone typed.
+    pub email_verified: bool,
     pub display_name: String,
     pub roles: MappedRoles,
 }
@@ -23,7 +26,9 @@ pub struct LoginFacts {
 /// Rule: a tenant named by the groups claim gets exactly that role with source `idp`
 /// (replacing a portal grant for the same tenant); IdP memberships of tenants no longer
 /// named are removed; portal-granted memberships of other tenants stay. Groups naming a
-/// tenant that does not exist are logged and ignored.
+/// tenant that does not exist are logged and ignored. Then open, unexpired invitations
+/// for the person's verified email are accepted (docs/members.md), each recorded in the
+/// audit log in this same transaction.
 pub async fn record_login(pool: &PgPool, facts: &LoginFacts) -> Result<Uuid, sqlx::Error> {
     let mut tx = system_tx(pool).await?;
     let person_id: Uuid = sqlx::query_scalar(
@@ -82,6 +87,10 @@ pub async fn record_login(pool: &PgPool, facts: &LoginFacts) -> Result<Uuid, sql
     .fetch_all(&mut *tx)
     .await?;
 
+    if let Some(email) = facts.email.as_deref().filter(|_| facts.email_verified) {
+        accept_invitations(&mut tx, person_id, email).await?;
+    }
+
     for slug in slugs.iter().filter(|s| !matched.contains(s)) {
         tracing::warn!(tenant = %slug, "groups claim names a tenant that does not exist");
     }
@@ -92,12 +101,70 @@ pub async fn record_login(pool: &PgPool, facts: &LoginFacts) -> Result<Uuid, sql
     Ok(person_id)
 }
 
+/// Accepts the open invitations for `email`: a portal membership with the invited role,
+/// unless the person already is a member (an IdP group got there first; its role
+/// stands). Either way the invitation is used up.
+async fn accept_invitations(
+    tx: &mut super::Tx,
+    person_id: Uuid,
+    email: &str,
+) -> Result<(), sqlx::Error> {
+    let accepted: Vec<(Uuid, Uuid, String)> = sqlx::query_as(
+        "update invitation set accepted_at = now(), accepted_by = $1
+          where email = lower($2) and accepted_at is null and revoked_at is null
+            and expires_at > now()
+          returning id, tenant_id, role",
+    )
+    .bind(person_id)
+    .bind(email.trim())
+    .fetch_all(&mut **tx)
+    .await?;
+    for (invitation, tenant_id, role) in accepted {
+        let joined = sqlx::query(
+            "insert into membership (tenant_id, person_id, role, source)
+             values ($1, $2, $3, 'portal')
+             on conflict on constraint membership_pkey do nothing",
+        )
+        .bind(tenant_id)
+        .bind(person_id)
+        .bind(&role)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+            == 1;
+        let (action, detail) = if joined {
+            (
+                "member.joined",
+                serde_json::json!({"role": role, "invitation": invitation}),
+            )
+        } else {
+            (
+                "member.invitation_accepted",
+                serde_json::json!({"role": role, "invitation": invitation,
+                                   "already_member": true}),
+            )
+        };
+        super::audit::record(
+            tx,
+            crate::auth::Actor::Person(person_id),
+            Some(tenant_id),
+            action,
+            &email.trim().to_lowercase(),
+            detail,
+        )
+        .await?;
+        tracing::info!(%person_id, %tenant_id, joined, "invitation accepted");
+    }
+    Ok(())
+}
+
 #[derive(sqlx::FromRow)]
 struct PersonRow {
     id: Uuid,
     display_name: String,
     email: Option<String>,
     is_operator: bool,
+    sessions_not_before: Option<time::OffsetDateTime>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -115,9 +182,21 @@ pub async fn load_principal(
     pool: &PgPool,
     person_id: Uuid,
 ) -> Result<Option<Principal>, sqlx::Error> {
+    load_session_principal(pool, person_id, None).await
+}
+
+/// As `load_principal`, for a session signed in at `signed_in_at`: `None` also when the
+/// person's sessions were ended at or after that (removed from a tenant, docs/members.md), so
+/// the caller ends this session.
+pub async fn load_session_principal(
+    pool: &PgPool,
+    person_id: Uuid,
+    signed_in_at: Option<time::OffsetDateTime>,
+) -> Result<Option<Principal>, sqlx::Error> {
     let mut tx = person_tx(pool, person_id).await?;
     let Some(person) = sqlx::query_as::<_, PersonRow>(
-        "select id, display_name, email, is_operator from person where id = $1",
+        "select id, display_name, email, is_operator, sessions_not_before
+           from person where id = $1",
     )
     .bind(person_id)
     .fetch_optional(&mut *tx)
@@ -125,6 +204,14 @@ pub async fn load_principal(
     else {
         return Ok(None);
     };
+    if let (Some(at), Some(not_before)) = (signed_in_at, person.sessions_not_before) {
+        // Session times are whole seconds: a sign-in in the same second as the end is
+        // ended too (the safe side).
+        if at <= not_before {
+            tx.commit().await?;
+            return Ok(None);
+        }
+    }
     let rows = sqlx::query_as::<_, MembershipRow>(
         "select m.tenant_id, t.slug, t.display_name, m.role, m.source, t.status
          from membership m join tenant t on t.id = m.tenant_id

@@ -68,6 +68,7 @@ pub(super) async fn login(pool: &PgPool, subject: &str, groups: &[&str]) -> Uuid
             issuer: "https://idp.example/application/o/portal/".into(),
             subject: subject.into(),
             email: Some(format!("{subject}@example.com")),
+            email_verified: true,
             display_name: subject.into(),
             roles: RoleMapping::default().map(&groups),
         },

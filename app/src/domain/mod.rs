@@ -4,6 +4,7 @@ pub mod csv;
 pub mod devices;
 pub mod groups;
 pub mod keys;
+pub mod members;
 pub mod placement;
 pub mod policy;
 pub mod role;

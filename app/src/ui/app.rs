@@ -10,6 +10,7 @@ use crate::ui::home_page::HomePage;
 use crate::ui::keys_page::KeysPage;
 use crate::ui::layout::Layout;
 use crate::ui::login_page::{LoginPage, SignedOutPage};
+use crate::ui::members_page::MembersPage;
 use crate::ui::not_found_page::NotFoundPage;
 use crate::ui::operator_page::OperatorPage;
 use crate::ui::operator_usage_page::OperatorUsagePage;
@@ -93,6 +94,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/t/:slug/policy") view=PolicyPage ssr=SsrMode::Async />
                     <Route path=path!("/t/:slug/usage") view=UsagePage ssr=SsrMode::Async />
                     <Route path=path!("/t/:slug/audit") view=TenantAuditPage ssr=SsrMode::Async />
+                    <Route path=path!("/t/:slug/members") view=MembersPage ssr=SsrMode::Async />
                     <Route path=path!("/t/:slug/tokens") view=TokensPage ssr=SsrMode::Async />
                     <Route path=path!("/operator") view=OperatorPage ssr=SsrMode::Async />
                     <Route path=path!("/operator/shards/new") view=ShardNewPage ssr=SsrMode::Async />

@@ -91,6 +91,7 @@ fn SignedInNav(viewer: Viewer) -> impl IntoView {
     };
     let billing_slugs = slugs_allowing(crate::domain::role::Permission::ViewBilling);
     let audit_slugs = slugs_allowing(crate::domain::role::Permission::ViewAudit);
+    let member_slugs = slugs_allowing(crate::domain::role::Permission::ViewAll);
     view! {
         <Show when=move || show_switcher>
             <TenantSwitcher current_name=current_name.clone() memberships=memberships.clone() />
@@ -130,6 +131,14 @@ fn SignedInNav(viewer: Viewer) -> impl IntoView {
                                     class="rounded px-2 py-1 font-medium text-slate-700 hover:bg-slate-100 dark:text-slate-200 dark:hover:bg-slate-800"
                                 >
                                     "Usage"
+                                </a>
+                            })}
+                            {member_slugs.contains(&s).then(|| view! {
+                                <a
+                                    href=format!("/t/{s}/members")
+                                    class="rounded px-2 py-1 font-medium text-slate-700 hover:bg-slate-100 dark:text-slate-200 dark:hover:bg-slate-800"
+                                >
+                                    "Members"
                                 </a>
                             })}
                             {audit_slugs.contains(&s).then(|| view! {

@@ -10,6 +10,7 @@ pub mod home_page;
 pub mod keys_page;
 pub mod layout;
 pub mod login_page;
+pub mod members_page;
 pub mod not_found_page;
 pub mod operator_page;
 pub mod operator_usage_page;
