@@ -108,6 +108,9 @@ impl FromServerFnError for AppError {
 #[cfg(feature = "ssr")]
 pub fn fail(err: AppError) -> AppError {
     use leptos::prelude::use_context;
+    if err == AppError::Forbidden {
+        crate::data::audit::record_forbidden();
+    }
     if !is_form_post() {
         if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
             res.set_status(err.status());

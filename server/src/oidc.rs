@@ -291,7 +291,22 @@ pub async fn callback(
 ) -> Response {
     let mut res = match finish_login(&portal, &session, &headers, q).await {
         Ok(return_to) => Redirect::to(&return_to).into_response(),
-        Err(code) => to_login_page(code),
+        Err(code) => {
+            // Who tried is not known (no valid ID token): the portal records the refusal.
+            let recorded = app::data::audit::record_alone(
+                &portal.app.pool,
+                app::auth::Actor::System,
+                None,
+                "auth.sign_in_failed",
+                "sign-in",
+                serde_json::json!({ "reason": code }),
+            )
+            .await;
+            if let Err(e) = recorded {
+                tracing::warn!(error = %e, "could not record a failed sign-in");
+            }
+            to_login_page(code)
+        }
     };
     // The pending sign-in is single-use whatever happened.
     res.headers_mut()
@@ -423,6 +438,20 @@ async fn finish_login(
 
 /// `POST /auth/logout`: ends the portal session, then the provider's (RP-initiated logout).
 pub async fn logout(State(portal): State<Portal>, session: Session) -> Response {
+    if let Some(person_id) = app::auth::session::person(&session).await {
+        let recorded = app::data::audit::record_alone(
+            &portal.app.pool,
+            app::auth::Actor::Person(person_id),
+            None,
+            "auth.signed_out",
+            "session",
+            serde_json::json!({}),
+        )
+        .await;
+        if let Err(e) = recorded {
+            tracing::warn!(error = %e, "could not record a sign-out");
+        }
+    }
     let id_token = match app::auth::session::end(&session).await {
         Ok(t) => t,
         Err(e) => {

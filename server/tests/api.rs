@@ -308,6 +308,33 @@ async fn tokens_are_refused_unless_valid_for_the_tenant_and_the_role(owner: PgPo
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
     assert_eq!(problem["type"], "/api/v1/problems/forbidden");
+    // The refusal is in acme's audit log, by the token (written just after the answer).
+    let mut forbidden = Vec::new();
+    for _ in 0..50 {
+        forbidden = sqlx::query_as::<_, (String, Option<uuid::Uuid>, String)>(
+            "select e.actor_kind, e.actor_token_id, t.slug from audit_event e
+               join tenant t on t.id = e.tenant_id where e.action = 'auth.forbidden'",
+        )
+        .fetch_all(&owner)
+        .await
+        .unwrap();
+        if !forbidden.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(forbidden.len(), 1, "{forbidden:?}");
+    assert_eq!(
+        (forbidden[0].0.as_str(), forbidden[0].2.as_str()),
+        ("token", "acme")
+    );
+    assert!(forbidden[0].1.is_some());
+    let signed_in: i64 =
+        sqlx::query_scalar("select count(*) from audit_event where action = 'auth.signed_in'")
+            .fetch_one(&owner)
+            .await
+            .unwrap();
+    assert_eq!(signed_in, 3, "alice, gina and olivia signed in");
     assert_eq!(
         m.get("/api/v1/tenants/acme/audit").await.0,
         StatusCode::FORBIDDEN

@@ -188,6 +188,35 @@ async fn a_member_mints_a_key_and_manages_the_device_that_joined_with_it(owner: 
     );
     assert!(node_id(&owner, "bob-work").await.is_none());
 
+    // Each change is in the audit log with what it changed; the refused rename and the
+    // refused delete are not.
+    let events: Vec<(String, String, serde_json::Value)> = sqlx::query_as(
+        "select action, target, detail from audit_event
+          where action like 'device.%' or action like 'key.%' order by id",
+    )
+    .fetch_all(&owner)
+    .await
+    .unwrap();
+    let actions: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "key.created",
+            "device.renamed",
+            "device.expired",
+            "device.deleted"
+        ],
+        "{events:?}"
+    );
+    assert_eq!(events[1].1, "bob-work");
+    assert_eq!(events[1].2["before"], "bob-laptop");
+    assert_eq!(events[1].2["after"], "bob-work");
+    assert_eq!(events[3].1, "bob-work");
+    // The minted key is named by its prefix, never written out.
+    assert_eq!(events[0].1, format!("hskey-auth-{}-…", minted.prefix));
+    let everything = format!("{events:?}");
+    assert!(!everything.contains(&minted.key), "{everything}");
+
     // Quota: at the key quota, minting is refused and nothing is made on the shard.
     let before = client.list_pre_auth_keys().await.unwrap().len();
     sqlx::query("update tenant set key_quota = 0 where slug = 'acme'")

@@ -267,6 +267,8 @@ mod server {
 }
 
 #[cfg(feature = "ssr")]
+use crate::data::audit::Event;
+#[cfg(feature = "ssr")]
 pub use server::{shard_error, Ctx};
 
 #[server(prefix = "/api", endpoint = "list_devices")]
@@ -368,7 +370,12 @@ pub async fn rename_device(slug: String, node_id: i64, name: String) -> Result<S
         .rename_node(NodeId(node_id as u64), &name)
         .await
         .map_err(shard_error)?;
-    devices::write_through(&ctx.state.pool, &ctx.scope, shard.shard_id, &node)
+    let event = Event::new(
+        "device.renamed",
+        &node.given_name,
+        serde_json::json!({ "node_id": node_id, "before": device.name, "after": node.given_name }),
+    );
+    devices::write_through(&ctx.state.pool, &ctx.scope, shard.shard_id, &node, &event)
         .await
         .map_err(|e| fail(e.into()))?;
     tracing::info!(tenant = %slug, node_id, from = %device.name, to = %node.given_name, "device renamed");
@@ -383,13 +390,18 @@ pub async fn expire_device(slug: String, node_id: i64) -> Result<(), AppError> {
     use crate::error::fail;
     use crate::headscale::NodeId;
     let ctx = Ctx::new(&slug).await?;
-    let (_device, client) = ctx.changeable(node_id).await?;
+    let (device, client) = ctx.changeable(node_id).await?;
     let shard = ctx.placed()?;
     let node = client
         .expire_node(NodeId(node_id as u64))
         .await
         .map_err(shard_error)?;
-    devices::write_through(&ctx.state.pool, &ctx.scope, shard.shard_id, &node)
+    let event = Event::new(
+        "device.expired",
+        &device.name,
+        serde_json::json!({ "node_id": node_id, "before": device.expiry, "after": crate::data::rfc3339(node.expiry) }),
+    );
+    devices::write_through(&ctx.state.pool, &ctx.scope, shard.shard_id, &node, &event)
         .await
         .map_err(|e| fail(e.into()))?;
     tracing::info!(tenant = %slug, node_id, "device expired");
@@ -418,7 +430,14 @@ pub async fn delete_device(slug: String, node_id: i64, confirm: String) -> Resul
         Err(e) if e.kind() == crate::headscale::HeadscaleErrorKind::NotFound => {}
         Err(e) => return Err(shard_error(e)),
     }
-    devices::mark_removed(&ctx.state.pool, &ctx.scope, shard.shard_id, node_id)
+    let event = Event::new(
+        "device.deleted",
+        &device.name,
+        serde_json::json!({
+            "node_id": node_id, "owner": device.owner_user, "tags": device.tags, "ips": device.ips,
+        }),
+    );
+    devices::mark_removed(&ctx.state.pool, &ctx.scope, shard.shard_id, node_id, &event)
         .await
         .map_err(|e| fail(e.into()))?;
     tracing::info!(tenant = %slug, node_id, name = %device.name, "device deleted");
@@ -476,7 +495,12 @@ pub async fn register_device(
             HeadscaleErrorKind::Rejected => fail(AppError::Invalid(e.to_string())),
             _ => shard_error(e),
         })?;
-    devices::insert_registered(&ctx.state.pool, &ctx.scope, shard.shard_id, &node)
+    let event = Event::new(
+        "device.registered",
+        &node.given_name,
+        serde_json::json!({ "node_id": node.id.0, "user": user_name }),
+    );
+    devices::insert_registered(&ctx.state.pool, &ctx.scope, shard.shard_id, &node, &event)
         .await
         .map_err(|e| fail(e.into()))?;
     let node_id = node.id.0 as i64;
@@ -548,7 +572,19 @@ pub async fn set_device_route(
         .set_approved_routes(NodeId(node_id as u64), &routes)
         .await
         .map_err(shard_error)?;
-    devices::write_through(&ctx.state.pool, &ctx.scope, shard.shard_id, &node)
+    let event = Event::new(
+        if approve {
+            "device.route_approved"
+        } else {
+            "device.route_withdrawn"
+        },
+        &device.name,
+        serde_json::json!({
+            "node_id": node_id, "route": prefix.to_string(),
+            "before": device.approved_routes, "after": node.approved_routes,
+        }),
+    );
+    devices::write_through(&ctx.state.pool, &ctx.scope, shard.shard_id, &node, &event)
         .await
         .map_err(|e| fail(e.into()))?;
     tracing::info!(tenant = %slug, node_id, %prefix, approve, "device route changed");
@@ -572,7 +608,7 @@ pub async fn set_device_tags(slug: String, node_id: i64, tags: String) -> Result
         let _ = ctx.device(node_id).await?;
         return Err(fail(AppError::Forbidden));
     }
-    let (_device, client) = ctx.changeable(node_id).await?;
+    let (device, client) = ctx.changeable(node_id).await?;
     let mut shard_tags = Vec::new();
     for t in tags
         .split(|c: char| c == ',' || c.is_whitespace())
@@ -594,7 +630,17 @@ pub async fn set_device_tags(slug: String, node_id: i64, tags: String) -> Result
         .set_tags(NodeId(node_id as u64), &shard_tags)
         .await
         .map_err(shard_error)?;
-    devices::write_through(&ctx.state.pool, &ctx.scope, shard.shard_id, &node)
+    let after: Vec<String> = node
+        .tags
+        .iter()
+        .map(|t| crate::domain::tags::tenant_tag(ctx.code(), t).unwrap_or_else(|| t.clone()))
+        .collect();
+    let event = Event::new(
+        "device.tags_set",
+        &device.name,
+        serde_json::json!({ "node_id": node_id, "before": device.tags, "after": after }),
+    );
+    devices::write_through(&ctx.state.pool, &ctx.scope, shard.shard_id, &node, &event)
         .await
         .map_err(|e| fail(e.into()))?;
     tracing::info!(tenant = %slug, node_id, tags = ?shard_tags, "device tags set");

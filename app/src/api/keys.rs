@@ -200,12 +200,30 @@ pub async fn create_key(
         })
         .await
         .map_err(shard_error)?;
+    // Never the key itself: its prefix names it.
+    let event = crate::data::audit::Event::new(
+        "key.created",
+        format!(
+            "hskey-auth-{}-…",
+            created.pre_auth_key.prefix().unwrap_or_default()
+        ),
+        serde_json::json!({
+            "key_id": created.pre_auth_key.id.0,
+            "user": user,
+            "reusable": request.reusable,
+            "ephemeral": request.ephemeral,
+            "expiry_days": request.expiry_days,
+            "tags": tags,
+            "description": request.description,
+        }),
+    );
     keys::record_minted(
         &ctx.state.pool,
         &ctx.scope,
         shard.shard_id,
         &created.pre_auth_key,
         &request.description,
+        &event,
     )
     .await
     .map_err(|e| fail(e.into()))?;
@@ -278,7 +296,12 @@ pub async fn expire_key(slug: String, key_id: i64) -> Result<(), AppError> {
         .expire_pre_auth_key(PreAuthKeyId(key_id as u64))
         .await
         .map_err(shard_error)?;
-    keys::mark_expired(pool, &ctx.scope, shard.shard_id, key_id)
+    let event = crate::data::audit::Event::new(
+        "key.expired",
+        format!("hskey-auth-{}-…", key.prefix.clone().unwrap_or_default()),
+        serde_json::json!({ "key_id": key_id, "before": key.expiration }),
+    );
+    keys::mark_expired(pool, &ctx.scope, shard.shard_id, key_id, &event)
         .await
         .map_err(|e| fail(e.into()))?;
     tracing::info!(tenant = %slug, key_id, "pre-auth key expired");

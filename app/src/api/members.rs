@@ -201,7 +201,12 @@ pub async fn remove_member(slug: String, person_id: String) -> Result<(), AppErr
                 .filter(|n| theirs(&n.user) && n.expiry.is_none_or(|e| e > now))
             {
                 let expired = client.expire_node(node.id).await.map_err(shard_error)?;
-                devices::write_through(pool, &scope, shard_id, &expired)
+                let event = crate::data::audit::Event::new(
+                    "device.expired",
+                    &expired.given_name,
+                    serde_json::json!({ "node_id": node.id.0, "reason": "its owner was removed from the tenant" }),
+                );
+                devices::write_through(pool, &scope, shard_id, &expired, &event)
                     .await
                     .map_err(|e| fail(e.into()))?;
                 devices_expired += 1;
@@ -215,7 +220,12 @@ pub async fn remove_member(slug: String, person_id: String) -> Result<(), AppErr
                     .expire_pre_auth_key(PreAuthKeyId(key.id.0))
                     .await
                     .map_err(shard_error)?;
-                keys::mark_expired(pool, &scope, shard_id, key.id.0 as i64)
+                let event = crate::data::audit::Event::new(
+                    "key.expired",
+                    format!("hskey-auth-{}-…", key.prefix().unwrap_or_default()),
+                    serde_json::json!({ "key_id": key.id.0, "reason": "its owner was removed from the tenant" }),
+                );
+                keys::mark_expired(pool, &scope, shard_id, key.id.0 as i64, &event)
                     .await
                     .map_err(|e| fail(e.into()))?;
                 keys_expired += 1;

@@ -150,6 +150,8 @@ impl Principal {
             .iter()
             .find(|m| m.slug == slug)
             .ok_or_else(|| AppError::NotFound(format!("Tenant “{slug}”")))?;
+        #[cfg(feature = "ssr")]
+        leptos::prelude::provide_context(crate::data::audit::ScopeTenant(m.tenant_id));
         if !m.role.allows(permission) {
             tracing::info!(person_id = %self.person_id, tenant = %slug, ?permission, "forbidden");
             return Err(AppError::Forbidden);

@@ -112,6 +112,16 @@ pub async fn resume(
     }
 }
 
+/// Who this session belongs to (signed in or not yet timed out), without touching it.
+pub async fn person(session: &Session) -> Option<Uuid> {
+    session
+        .get::<AuthSession>(KEY)
+        .await
+        .ok()
+        .flatten()
+        .map(|a| a.person_id)
+}
+
 /// Ends the session on the server. Returns the ID token for the provider's logout.
 pub async fn end(session: &Session) -> Result<Option<String>, tower_sessions::session::Error> {
     let token = session.get::<AuthSession>(KEY).await?.map(|a| a.id_token);

@@ -78,6 +78,105 @@ pub async fn record(
     Ok(())
 }
 
+/// Records an event in a transaction of its own: for what is not a change of a row
+/// (a failed sign-in, a sign-out).
+pub async fn record_alone(
+    pool: &PgPool,
+    actor: Actor,
+    tenant_id: Option<Uuid>,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    let mut tx = crate::data::system_tx(pool).await?;
+    record(&mut tx, actor, tenant_id, action, target, detail).await?;
+    tx.commit().await
+}
+
+/// The tenant the current request acts in, once `Principal::tenant_scope` found the
+/// person's membership (so recording a refusal there reveals nothing).
+#[derive(Debug, Clone, Copy)]
+pub struct ScopeTenant(pub Uuid);
+
+/// Records that the current request's person (or token) was refused something they
+/// asked for (`auth.forbidden`, target: the endpoint). Called by `error::fail` for
+/// every 403 of a server function; written in the background, so the answer is not
+/// delayed, and a failed write is only logged.
+pub fn record_forbidden() {
+    use leptos::prelude::use_context;
+    let Some(state) = use_context::<crate::state::AppState>() else {
+        return;
+    };
+    let Some(parts) = use_context::<http::request::Parts>() else {
+        return;
+    };
+    let Some(principal) = parts
+        .extensions
+        .get::<crate::auth::principal::CurrentPrincipal>()
+        .and_then(|c| c.0.clone())
+    else {
+        return;
+    };
+    let tenant = use_context::<ScopeTenant>().map(|t| t.0);
+    let actor = Actor::of(principal.person_id, principal.token);
+    let endpoint = parts.uri.path().to_string();
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let detail = serde_json::json!({ "method": parts.method.as_str() });
+        if let Err(e) = record_alone(
+            &state.pool,
+            actor,
+            tenant,
+            "auth.forbidden",
+            &endpoint,
+            detail,
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "could not record a refused request in the audit log");
+        }
+    });
+}
+
+/// A change to record with the write that makes it: what (`device.renamed`), on what
+/// (the device's name) and the details (before/after). The data function that opens
+/// the transaction records it there, with the scope's actor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub action: &'static str,
+    pub target: String,
+    pub detail: serde_json::Value,
+}
+
+impl Event {
+    pub fn new(
+        action: &'static str,
+        target: impl Into<String>,
+        detail: serde_json::Value,
+    ) -> Event {
+        Event {
+            action,
+            target: target.into(),
+            detail,
+        }
+    }
+
+    /// Records the event in `tx` for the scope's tenant and actor.
+    pub async fn record(&self, tx: &mut Tx, scope: &TenantScope) -> Result<(), sqlx::Error> {
+        record(
+            tx,
+            scope.actor(),
+            Some(scope.tenant_id()),
+            self.action,
+            &self.target,
+            self.detail.clone(),
+        )
+        .await
+    }
+}
+
 const SELECT: &str = "select e.id, e.at, t.slug as tenant_slug, e.actor_kind,
             p.display_name as actor_name, p.email as actor_email, k.name as actor_token,
             e.action, e.target, e.detail::text as detail

@@ -41,6 +41,11 @@ async fn a_tenant_reads_its_own_events_filtered_and_can_never_change_them(owner:
     )
     .await;
     let olivia = login(&pool, "olivia", &["portal-operators"]).await;
+    // The fixtures' own events (tenants saved, sign-ins) aside: this test writes its own.
+    sqlx::query("delete from audit_event")
+        .execute(&owner)
+        .await
+        .unwrap();
     event(
         &owner,
         Some(acme),
@@ -236,4 +241,124 @@ async fn a_tenant_reads_its_own_events_filtered_and_can_never_change_them(owner:
         .await
         .unwrap();
     assert_eq!(count, 5);
+}
+
+/// Operator changes to shards and tenants are recorded with the change, with before and
+/// after; a refused change records nothing; the shard's API key is never in the log.
+#[sqlx::test(migrations = "../migrations")]
+async fn shard_and_tenant_changes_are_recorded_with_before_and_after(owner: PgPool) {
+    use crate::data::{shards, tenants};
+    use crate::domain::shard::ShardStatus;
+    use crate::domain::tenant::{TenantSettings, TenantSlug};
+    let pool = app_pool(&owner);
+    let shard = super::tests::shard(&pool).await;
+    let acme = tenant(&pool, "acme", "t7k2").await;
+    sqlx::query("update tenant set shard_id = $1 where id = $2")
+        .bind(shard)
+        .bind(acme)
+        .execute(&owner)
+        .await
+        .unwrap();
+    let olivia = login(&pool, "olivia", &["portal-operators"]).await;
+    let ops = OperatorScope::for_test(olivia);
+    let rows = |action: &'static str| {
+        let owner = owner.clone();
+        async move {
+            sqlx::query_as::<_, (String, Option<uuid::Uuid>, String, serde_json::Value)>(
+                "select actor_kind, tenant_id, target, detail from audit_event
+                  where action = $1 order by id",
+            )
+            .bind(action)
+            .fetch_all(&owner)
+            .await
+            .unwrap()
+        }
+    };
+
+    assert!(
+        shards::set_status(&pool, &ops, "hs-a", ShardStatus::Draining)
+            .await
+            .unwrap()
+    );
+    let status = rows("shard.status_set").await;
+    assert_eq!(status.len(), 1);
+    assert_eq!(status[0].0, "person");
+    assert_eq!(status[0].2, "hs-a");
+    assert_eq!(status[0].3["before"], "active");
+    assert_eq!(status[0].3["after"], "draining");
+    assert!(
+        !shards::set_status(&pool, &ops, "nope", ShardStatus::Active)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        rows("shard.status_set").await.len(),
+        1,
+        "no shard, no event"
+    );
+    let created = rows("shard.created").await;
+    assert_eq!(
+        created.len(),
+        1,
+        "the fixture's shard, by the portal (command line)"
+    );
+    assert_eq!(created[0].0, "system");
+    let all: String = sqlx::query_scalar("select string_agg(detail::text, ' ') from audit_event")
+        .fetch_one(&owner)
+        .await
+        .unwrap();
+    assert!(!all.contains("hskey-api-secret-value"), "{all}");
+
+    let settings = |quota: u32| TenantSettings {
+        display_name: "Acme Corp".into(),
+        plan: "business".into(),
+        region: "local".into(),
+        device_quota: quota,
+        key_quota: 10,
+    };
+    tenants::update(
+        &pool,
+        &ops,
+        "acme",
+        &TenantSlug::parse("acme").unwrap(),
+        &settings(40),
+    )
+    .await
+    .unwrap();
+    let updated = rows("tenant.updated").await;
+    assert_eq!(updated.len(), 1);
+    assert_eq!(updated[0].1, Some(acme));
+    assert_eq!(updated[0].3["after"]["device_quota"], 40);
+    assert_eq!(updated[0].3["after"]["plan"], "business");
+    assert_eq!(updated[0].3["before"]["plan"], "starter");
+    // Refused (more than the shard's capacity): nothing changes, nothing is recorded.
+    assert!(tenants::update(
+        &pool,
+        &ops,
+        "acme",
+        &TenantSlug::parse("acme").unwrap(),
+        &settings(5000)
+    )
+    .await
+    .is_err());
+    assert_eq!(rows("tenant.updated").await.len(), 1);
+
+    assert!(tenants::set_suspended(&pool, &ops, "acme", true)
+        .await
+        .unwrap());
+    let suspended = rows("tenant.suspended").await;
+    assert_eq!(
+        (suspended[0].1, &suspended[0].3["before"]),
+        (Some(acme), &serde_json::json!("active"))
+    );
+    // The tenant's own log shows its changes; the shard's stay service-wide.
+    let alice = login(&pool, "alice", &["tenant:acme:admin"]).await;
+    let scope = TenantScope::for_test(acme, alice, TenantRole::Admin);
+    let own = tenant_events(&pool, &scope, &AuditFilter::default(), 50)
+        .await
+        .unwrap();
+    assert!(own.iter().any(|e| e.action == "tenant.suspended"));
+    assert!(own.iter().all(|e| !e.action.starts_with("shard.")));
+    // Sign-ins are recorded too (service-wide).
+    assert_eq!(rows("auth.signed_in").await.len(), 2);
 }

@@ -422,6 +422,7 @@ pub async fn write_through(
     scope: &TenantScope,
     shard_id: Uuid,
     node: &Node,
+    event: &crate::data::audit::Event,
 ) -> Result<(), sqlx::Error> {
     let mut tags = node.tags.clone();
     tags.sort();
@@ -444,6 +445,7 @@ pub async fn write_through(
     .bind(scope.tenant_id())
     .execute(&mut *tx)
     .await?;
+    event.record(&mut tx, scope).await?;
     tx.commit().await
 }
 
@@ -454,6 +456,7 @@ pub async fn mark_removed(
     scope: &TenantScope,
     shard_id: Uuid,
     node_id: i64,
+    event: &crate::data::audit::Event,
 ) -> Result<(), sqlx::Error> {
     let mut tx = tenant_tx(pool, scope).await?;
     sqlx::query(
@@ -474,6 +477,7 @@ pub async fn mark_removed(
     .bind(scope.tenant_id())
     .execute(&mut *tx)
     .await?;
+    event.record(&mut tx, scope).await?;
     tx.commit().await
 }
 
@@ -539,6 +543,7 @@ pub async fn insert_registered(
     scope: &TenantScope,
     shard_id: Uuid,
     node: &Node,
+    event: &crate::data::audit::Event,
 ) -> Result<(), sqlx::Error> {
     let ips: Vec<String> = node.ip_addresses.iter().map(|ip| ip.to_string()).collect();
     let mut tx = tenant_tx(pool, scope).await?;
@@ -567,6 +572,7 @@ pub async fn insert_registered(
     .bind(node.created_at)
     .execute(&mut *tx)
     .await?;
+    event.record(&mut tx, scope).await?;
     tx.commit().await
 }
 

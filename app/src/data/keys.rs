@@ -111,6 +111,7 @@ pub async fn record_minted(
     shard_id: Uuid,
     key: &PreAuthKey,
     description: &str,
+    event: &crate::data::audit::Event,
 ) -> Result<(), sqlx::Error> {
     let key_id = key.id.0 as i64;
     let mut tags = key.acl_tags.clone();
@@ -148,6 +149,7 @@ pub async fn record_minted(
     .bind(description)
     .execute(&mut *tx)
     .await?;
+    event.record(&mut tx, scope).await?;
     tx.commit().await
 }
 
@@ -157,6 +159,7 @@ pub async fn mark_expired(
     scope: &TenantScope,
     shard_id: Uuid,
     key_id: i64,
+    event: &crate::data::audit::Event,
 ) -> Result<(), sqlx::Error> {
     let mut tx = tenant_tx(pool, scope).await?;
     sqlx::query(
@@ -169,6 +172,7 @@ pub async fn mark_expired(
     .bind(scope.tenant_id())
     .execute(&mut *tx)
     .await?;
+    event.record(&mut tx, scope).await?;
     tx.commit().await
 }
 

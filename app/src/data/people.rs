@@ -97,6 +97,19 @@ pub async fn record_login(pool: &PgPool, facts: &LoginFacts) -> Result<Uuid, sql
     for group in &facts.roles.ignored {
         tracing::warn!(group = %group, "groups claim entry looks like a tenant group but is malformed");
     }
+    crate::data::audit::record(
+        &mut tx,
+        crate::auth::Actor::Person(person_id),
+        None,
+        "auth.signed_in",
+        facts.email.as_deref().unwrap_or(&facts.display_name),
+        serde_json::json!({
+            "operator": facts.roles.is_operator,
+            "idp_tenants": matched,
+            "ignored_groups": facts.roles.ignored,
+        }),
+    )
+    .await?;
     tx.commit().await?;
     Ok(person_id)
 }

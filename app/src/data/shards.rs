@@ -30,19 +30,29 @@ pub async fn upsert(
     api_key: &str,
 ) -> Result<Uuid, sqlx::Error> {
     let tx = system_tx(pool).await?;
-    write(tx, secrets, shard, api_key, None).await
+    write(
+        tx,
+        crate::auth::Actor::System,
+        secrets,
+        shard,
+        api_key,
+        None,
+    )
+    .await
 }
 
 /// The one statement that stores a shard. `status: None` keeps an existing shard's
 /// status (a new one starts active).
 async fn write(
     mut tx: super::Tx,
+    actor: crate::auth::Actor,
     secrets: &SecretBox,
     shard: &NewShard,
     api_key: &str,
     status: Option<ShardStatus>,
 ) -> Result<Uuid, sqlx::Error> {
     let sealed = secrets.seal(api_key);
+    let before = shard_json(&mut tx, &shard.cluster_id).await?;
     let id = sqlx::query_scalar(
         "insert into shard (cluster_id, name, region, login_server_url, api_url, api_key_sealed, node_capacity, status)
          values ($1, $2, $3, $4, $5, $6, $7, coalesce($8, 'active'))
@@ -63,8 +73,39 @@ async fn write(
     .bind(status.map(|s| s.as_str()))
     .fetch_one(&mut *tx)
     .await?;
+    let after = shard_json(&mut tx, &shard.cluster_id).await?;
+    // The API key itself never: only that one was given (it is stored sealed).
+    crate::data::audit::record(
+        &mut tx,
+        actor,
+        None,
+        if before.is_some() {
+            "shard.updated"
+        } else {
+            "shard.created"
+        },
+        &shard.cluster_id,
+        serde_json::json!({ "before": before, "after": after, "api_key": "set" }),
+    )
+    .await?;
     tx.commit().await?;
     Ok(id)
+}
+
+/// A shard's settings as the audit log shows them (never its key).
+async fn shard_json(
+    tx: &mut super::Tx,
+    cluster_id: &str,
+) -> Result<Option<serde_json::Value>, sqlx::Error> {
+    sqlx::query_scalar(
+        "select jsonb_build_object('name', name, 'region', region,
+                'login_server_url', login_server_url, 'api_url', api_url,
+                'node_capacity', node_capacity, 'status', status)
+           from shard where cluster_id = $1",
+    )
+    .bind(cluster_id)
+    .fetch_optional(&mut **tx)
+    .await
 }
 
 #[derive(sqlx::FromRow)]
@@ -329,7 +370,7 @@ pub async fn save(
     api_key: &str,
 ) -> Result<Uuid, sqlx::Error> {
     let tx = operator_tx(pool, scope).await?;
-    write(tx, secrets, shard, api_key, None).await
+    write(tx, scope.actor(), secrets, shard, api_key, None).await
 }
 
 /// Sets a shard's status. Reactivating or draining a disabled shard makes it due for a
@@ -341,7 +382,15 @@ pub async fn set_status(
     status: ShardStatus,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = operator_tx(pool, scope).await?;
-    let n = sqlx::query(
+    let before: Option<String> =
+        sqlx::query_scalar("select status from shard where cluster_id = $1 for update")
+            .bind(cluster_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(before) = before else {
+        return Ok(false);
+    };
+    sqlx::query(
         "update shard set status = $2, updated_at = now(),
                 next_sync_at = case when status = 'disabled' and $2 <> 'disabled'
                                     then now() else next_sync_at end
@@ -350,10 +399,18 @@ pub async fn set_status(
     .bind(cluster_id)
     .bind(status.as_str())
     .execute(&mut *tx)
-    .await?
-    .rows_affected();
+    .await?;
+    crate::data::audit::record(
+        &mut tx,
+        scope.actor(),
+        None,
+        "shard.status_set",
+        cluster_id,
+        serde_json::json!({ "before": before, "after": status.as_str() }),
+    )
+    .await?;
     tx.commit().await?;
-    Ok(n == 1)
+    Ok(true)
 }
 
 /// Makes a shard that is not disabled due for the background sync now. Returns false
@@ -371,6 +428,17 @@ pub async fn sync_now(
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    if n == 1 {
+        crate::data::audit::record(
+            &mut tx,
+            scope.actor(),
+            None,
+            "shard.sync_requested",
+            cluster_id,
+            serde_json::json!({}),
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(n == 1)
 }

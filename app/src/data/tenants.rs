@@ -190,6 +190,16 @@ pub async fn upsert(
     .bind(shard_cluster_id)
     .fetch_one(&mut *tx)
     .await?;
+    let after = settings_json(&mut tx, id).await?;
+    crate::data::audit::record(
+        &mut tx,
+        crate::auth::Actor::System,
+        Some(id),
+        "tenant.saved",
+        slug.as_str(),
+        serde_json::json!({ "after": after, "shard": shard_cluster_id, "via": "command line" }),
+    )
+    .await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -330,6 +340,19 @@ pub async fn create(
             .execute(&mut *tx)
             .await?;
     }
+    crate::data::audit::record(
+        &mut tx,
+        scope.actor(),
+        Some(tenant_id),
+        "tenant.created",
+        new.slug.as_str(),
+        serde_json::json!({
+            "code": code.as_str(), "display_name": new.display_name, "plan": new.plan,
+            "region": new.region, "device_quota": new.device_quota, "key_quota": new.key_quota,
+            "shard": decision.cluster_id, "placement": decision.reason,
+        }),
+    )
+    .await?;
     tx.commit().await?;
     Ok((code, decision))
 }
@@ -513,6 +536,7 @@ pub async fn update(
             }
         }
     }
+    let before = settings_json(&mut tx, current.id).await?;
     let updated = sqlx::query(
         "update tenant set slug = $2, display_name = $3, plan = $4, region = $5,
                 device_quota = $6, key_quota = $7
@@ -534,8 +558,31 @@ pub async fn update(
         }
         Err(e) => return Err(e.into()),
     }
+    let after = settings_json(&mut tx, current.id).await?;
+    crate::data::audit::record(
+        &mut tx,
+        scope.actor(),
+        Some(current.id),
+        "tenant.updated",
+        new_slug.as_str(),
+        serde_json::json!({ "before": before, "after": after }),
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// A tenant's settings as the audit log shows them before and after a change.
+async fn settings_json(tx: &mut super::Tx, id: Uuid) -> Result<serde_json::Value, sqlx::Error> {
+    sqlx::query_scalar(
+        "select jsonb_build_object('slug', slug, 'display_name', display_name, 'plan', plan,
+                'region', region, 'device_quota', device_quota, 'key_quota', key_quota,
+                'status', status)
+           from tenant where id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await
 }
 
 /// Suspends or reactivates a tenant. Returns false when there is no such tenant.
@@ -546,12 +593,25 @@ pub async fn set_suspended(
     suspended: bool,
 ) -> Result<bool, sqlx::Error> {
     let mut tx = operator_tx(pool, scope).await?;
-    let n = sqlx::query("update tenant set status = $2 where slug = $1")
-        .bind(slug)
-        .bind(if suspended { "suspended" } else { "active" })
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+    let changed: Option<(Uuid, String)> = sqlx::query_as(
+        "update tenant t set status = $2 from (select id, status from tenant where slug = $1 for update) old
+          where t.id = old.id returning t.id, old.status",
+    )
+    .bind(slug)
+    .bind(if suspended { "suspended" } else { "active" })
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((id, before)) = &changed {
+        crate::data::audit::record(
+            &mut tx,
+            scope.actor(),
+            Some(*id),
+            if suspended { "tenant.suspended" } else { "tenant.reactivated" },
+            slug,
+            serde_json::json!({ "before": before, "after": if suspended { "suspended" } else { "active" } }),
+        )
+        .await?;
+    }
     tx.commit().await?;
-    Ok(n == 1)
+    Ok(changed.is_some())
 }
