@@ -28,16 +28,22 @@ pub fn Layout(children: Children) -> impl IntoView {
             <header class="border-b border-slate-200 bg-white dark:border-slate-800 dark:bg-slate-900">
                 <nav
                     aria-label="Main"
-                    class="mx-auto flex max-w-6xl flex-wrap items-center gap-x-6 gap-y-2 px-4 py-3"
+                    class="mx-auto flex max-w-6xl flex-wrap items-center gap-x-4 gap-y-2 px-4 py-3"
                 >
-                    <a href="/" class="flex items-center gap-2 font-semibold tracking-tight">
+                    // The name shows on wide screens; below that the mark alone keeps the
+                    // tenant's navigation on one line (its label names the link).
+                    <a
+                        href="/"
+                        aria-label="Headscale Portal"
+                        class="flex items-center gap-2 font-semibold tracking-tight"
+                    >
                         <span
                             aria-hidden="true"
                             class="grid h-7 w-7 place-items-center rounded-md bg-indigo-600 text-sm font-bold text-white"
                         >
                             "H"
                         </span>
-                        <span>"Headscale Portal"</span>
+                        <span class="hidden 2xl:inline">"Headscale Portal"</span>
                     </a>
                     <Transition fallback=|| ()>
                         {move || Suspend::new(async move {
@@ -96,7 +102,7 @@ fn SignedInNav(viewer: Viewer) -> impl IntoView {
         <Show when=move || show_switcher>
             <TenantSwitcher current_name=current_name.clone() memberships=memberships.clone() />
         </Show>
-        <div class="flex items-center gap-4 text-sm">
+        <div class="flex flex-wrap items-center gap-1 text-sm">
             {move || {
                 own_slug()
                     .map(|s| {
