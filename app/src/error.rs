@@ -71,15 +71,40 @@ impl AppError {
 #[cfg(feature = "ssr")]
 impl From<sqlx::Error> for AppError {
     fn from(err: sqlx::Error) -> Self {
-        match &err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                tracing::warn!(error = %err, "database unavailable");
-                AppError::Unavailable(
-                    "The database is not reachable right now. Please try again in a moment.".into(),
-                )
-            }
-            _ => AppError::internal("database error", &err),
+        if database_unavailable(&err) {
+            tracing::warn!(error = %err, "database unavailable");
+            DB_UNAVAILABLE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return AppError::Unavailable(
+                "The database is not reachable right now. Please try again in a moment.".into(),
+            );
         }
+        AppError::internal("database error", &err)
+    }
+}
+
+/// How many answers said "the database is not reachable" (`portal_db_unavailable_total`).
+#[cfg(feature = "ssr")]
+pub static DB_UNAVAILABLE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Whether the error means the database could not be reached or went away (a retry
+/// later may work), as opposed to a fault of the query. Postgres restarting terminates
+/// every connection (`57P01`), refuses new ones while it starts (`57P03`), and a broken
+/// connection is an I/O or protocol error.
+#[cfg(feature = "ssr")]
+pub fn database_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 57P01–57P03: admin/crash shutdown, cannot
+            // connect now; 53300: too many connections.
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
     }
 }
 

@@ -22,19 +22,28 @@ export SITE_ROOT
 prune_build_cache() {
   local dir="$CARGO_TARGET_DIR/debug"
   [[ -d $dir ]] || return 0
+  # Files younger than an hour may belong to a build running next to us; when the disk
+  # runs short (under 20 GiB free) that courtesy goes: a full disk fails every build.
+  local age=(-mmin +60) free_kib
+  free_kib=$(df -Pk "$CARGO_TARGET_DIR" | awk 'NR == 2 { print $4 }')
+  if ((free_kib < 20 * 1024 * 1024)); then
+    log "build cache: $((free_kib / 1024 / 1024)) GiB free; pruning hard"
+    age=()
+    rm -rf "$dir/incremental"
+  fi
   find "$dir/incremental" -mindepth 1 -maxdepth 1 -mtime +0 -exec rm -rf {} + 2>/dev/null || true
   find "$dir/deps" -maxdepth 1 -type f -perm -u+x -regextype posix-extended \
     -regex '.*-[0-9a-f]{16}' -printf '%T@ %p\n' 2>/dev/null \
     | sort -rn \
     | awk '{ name = $2; sub(/-[0-9a-f]+$/, "", name); if (seen[name]++) print $2 }' \
     | while read -r old; do
-        find "$old" -mmin +60 -delete 2>/dev/null || true
+        find "$old" "${age[@]}" -delete 2>/dev/null || true
       done
   # The workspace's own libraries get a new hash for every checkout path (each clean
   # clone) and feature set; half a gigabyte each. Keep the newest of each.
   local crate
   for crate in app server; do
-    find "$dir/deps" -maxdepth 1 -name "lib$crate-*.rlib" -mmin +60 -printf '%T@ %p\n' 2>/dev/null \
+    find "$dir/deps" -maxdepth 1 -name "lib$crate-*.rlib" "${age[@]}" -printf '%T@ %p\n' 2>/dev/null \
       | sort -rn | tail -n +2 | cut -d' ' -f2- | xargs -r rm -f
   done
 }

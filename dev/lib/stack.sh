@@ -17,11 +17,11 @@ source "$DEV_LIB/build.sh"
 # outgoing connection, and a CI run failed once when gRPC's 50546 was (session 4).
 stack_ports() {
   case "$1" in
-    dev) PG_PORT=54329 OIDC_PORT=9400 PORTAL_PORT=3000 HS_A=(18080 28443 19090) HS_B=(18081 28444 19091) ;;
-    test) PG_PORT=54339 OIDC_PORT=9410 PORTAL_PORT=3100 HS_A=(18180 28543 19190) HS_B=(18181 28544 19191) ;;
+    dev) PG_PORT=54329 OIDC_PORT=9400 PORTAL_PORT=3000 METRICS_PORT=9464 HS_A=(18080 28443 19090) HS_B=(18081 28444 19091) ;;
+    test) PG_PORT=54339 OIDC_PORT=9410 PORTAL_PORT=3100 METRICS_PORT=9474 HS_A=(18180 28543 19190) HS_B=(18181 28544 19191) ;;
     *) die "unknown profile $1" ;;
   esac
-  export PG_PORT OIDC_PORT PORTAL_PORT
+  export PG_PORT OIDC_PORT PORTAL_PORT METRICS_PORT
 }
 
 # stack_prerequisites — everything installed and built (idempotent).
@@ -77,6 +77,7 @@ stack_services() {
 stack_portal() {
   local state="$1"
   export PORTAL_BIND="127.0.0.1:$PORTAL_PORT" PORTAL_PUBLIC_URL="http://127.0.0.1:$PORTAL_PORT"
+  export PORTAL_METRICS_BIND="127.0.0.1:$METRICS_PORT"
   export PORTAL_SITE_ROOT="$SITE_ROOT"
   stop_bg "$state" portal
   local pid

@@ -20,6 +20,7 @@ fn is_public(path: &str) -> bool {
 }
 
 fn unavailable() -> Response {
+    app::error::DB_UNAVAILABLE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     (
         StatusCode::SERVICE_UNAVAILABLE,
         [(header::RETRY_AFTER, "5")],

@@ -53,6 +53,36 @@ pub struct Config {
     pub db_max_connections: u32,
     pub sync: SyncConfig,
     pub limits: Limits,
+    pub resilience: Resilience,
+}
+
+/// Deadlines, draining and the metrics listener (docs/reliability.md, docs/operations.md).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Resilience {
+    /// `PORTAL_REQUEST_TIMEOUT_SECONDS` (default 15): a request without a response head
+    /// by then is answered 503.
+    pub request_timeout: std::time::Duration,
+    /// `PORTAL_DB_ACQUIRE_TIMEOUT_SECONDS` (default 3): how long a request waits for a
+    /// database connection before it is answered 503.
+    pub db_acquire_timeout: std::time::Duration,
+    /// `PORTAL_SHUTDOWN_GRACE_SECONDS` (default 20): after SIGTERM, how long requests in
+    /// flight and background work may take to finish. Keep it below the pod's
+    /// `terminationGracePeriodSeconds`.
+    pub shutdown_grace: std::time::Duration,
+    /// `PORTAL_METRICS_BIND` (e.g. `0.0.0.0:9464`): where `/metrics` is served; not on
+    /// the public listener. Unset: no metrics listener.
+    pub metrics_bind: Option<SocketAddr>,
+}
+
+impl Default for Resilience {
+    fn default() -> Self {
+        Resilience {
+            request_timeout: std::time::Duration::from_secs(15),
+            db_acquire_timeout: std::time::Duration::from_secs(3),
+            shutdown_grace: std::time::Duration::from_secs(20),
+            metrics_bind: None,
+        }
+    }
 }
 
 /// Rate limits (docs/api.md): each API token, and sign-ins per client address.
@@ -232,6 +262,28 @@ impl Config {
                     )?,
                     trust_forwarded_for: var("PORTAL_TRUST_FORWARDED_FOR").as_deref()
                         == Some("true"),
+                }
+            },
+            resilience: {
+                let seconds = |name: &str, default: u64, max: u64| -> Result<_, ConfigError> {
+                    let v: u64 = number(name, default)?;
+                    if !(1..=max).contains(&v) {
+                        return Err(ConfigError(format!("{name} must be from 1 to {max}")));
+                    }
+                    Ok(std::time::Duration::from_secs(v))
+                };
+                Resilience {
+                    request_timeout: seconds("PORTAL_REQUEST_TIMEOUT_SECONDS", 15, 600)?,
+                    db_acquire_timeout: seconds("PORTAL_DB_ACQUIRE_TIMEOUT_SECONDS", 3, 60)?,
+                    shutdown_grace: seconds("PORTAL_SHUTDOWN_GRACE_SECONDS", 20, 3600)?,
+                    metrics_bind: match var("PORTAL_METRICS_BIND") {
+                        None => None,
+                        Some(v) => Some(v.parse().map_err(|_| {
+                            ConfigError(
+                                "PORTAL_METRICS_BIND must be host:port, e.g. 0.0.0.0:9464".into(),
+                            )
+                        })?),
+                    },
                 }
             },
         })

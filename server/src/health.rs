@@ -1,6 +1,7 @@
 //! Liveness and readiness for Kubernetes probes. Outside the session layer, so a probe
 //! never touches the session store.
 
+use crate::resilience::Draining;
 use axum::extract::State;
 use axum::http::StatusCode;
 use sqlx::PgPool;
@@ -11,8 +12,14 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `/readyz`: the database answers within two seconds.
-pub async fn readyz(State(pool): State<PgPool>) -> (StatusCode, &'static str) {
+/// `/readyz`: the database answers within two seconds, and the portal is not shutting
+/// down (then the load balancer should send new requests to the other replicas).
+pub async fn readyz(
+    State((pool, draining)): State<(PgPool, Draining)>,
+) -> (StatusCode, &'static str) {
+    if draining.is_draining() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
     let check = tokio::time::timeout(
         Duration::from_secs(2),
         sqlx::query("select 1").execute(&pool),

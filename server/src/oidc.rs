@@ -21,8 +21,8 @@ use openidconnect::core::{
 };
 use openidconnect::{
     AdditionalClaims, AdditionalProviderMetadata, AuthorizationCode, ClaimsVerificationError,
-    ClientId, ClientSecret, CsrfToken, IdToken, IssuerUrl, Nonce, PkceCodeChallenge,
-    PkceCodeVerifier, ProviderMetadata, RedirectUrl, Scope,
+    ClientId, ClientSecret, CsrfToken, IdToken, IdTokenClaims, IssuerUrl, Nonce, PkceCodeChallenge,
+    PkceCodeVerifier, ProviderMetadata, RedirectUrl, RequestTokenError, Scope,
 };
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
@@ -36,6 +36,11 @@ use uuid::Uuid;
 const LOGIN_TTL_SECONDS: i64 = 600;
 /// How long discovery (including the signing keys) is trusted before it is fetched again.
 const DISCOVERY_TTL: Duration = Duration::from_secs(600);
+/// The most one sign-in step (`/auth/login`, the callback, sign-out) waits on the
+/// provider in all: a refused sign-in must reach the person within 10 s (issue 8), and
+/// one step may make several calls (discovery is two: the document, then the keys).
+/// A provider that accepts connections and never answers (a hung process) costs this.
+const PROVIDER_BUDGET: Duration = Duration::from_secs(8);
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct LogoutMetadata {
@@ -103,7 +108,7 @@ impl Oidc {
             // Following redirects would open the client to SSRF (openidconnect docs).
             .redirect(openidconnect::reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(10))
+            .timeout(PROVIDER_BUDGET)
             .build()
             .map_err(|e| OidcError::Config(e.to_string()))?;
         Ok(Oidc {
@@ -199,10 +204,17 @@ pub struct LoginQuery {
 /// `GET /auth/login`: starts a sign-in and sends the browser to the provider.
 pub async fn login(State(portal): State<Portal>, Query(q): Query<LoginQuery>) -> Response {
     let oidc = &portal.oidc;
-    let md = match oidc.metadata(false).await {
-        Ok(md) => md,
-        Err(e) => {
+    let md = match tokio::time::timeout(PROVIDER_BUDGET, oidc.metadata(false)).await {
+        Ok(Ok(md)) => md,
+        Ok(Err(e)) => {
             tracing::error!(error = %e, "sign-in unavailable");
+            return to_login_page("provider");
+        }
+        Err(_) => {
+            tracing::error!(
+                budget_s = PROVIDER_BUDGET.as_secs(),
+                "sign-in unavailable: the identity provider did not answer in time"
+            );
             return to_login_page("provider");
         }
     };
@@ -357,52 +369,20 @@ async fn finish_login(
     }
     let code = q.code.ok_or("failed")?;
 
-    let md = oidc.metadata(false).await.map_err(|e| {
-        tracing::error!(error = %e, "sign-in unavailable");
-        "provider"
-    })?;
-    let client = oidc.client(&md);
-    let token = client
-        .exchange_code(AuthorizationCode::new(code))
-        .map_err(|e| {
-            tracing::error!(error = %e, "provider has no token endpoint");
-            "provider"
-        })?
-        .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier))
-        .request_async(&oidc.http)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %error_chain(&e), "code exchange refused");
-            "failed"
-        })?;
-    use openidconnect::TokenResponse;
-    let raw = token.id_token().map(|t| t.to_string()).ok_or_else(|| {
-        tracing::warn!("token response without an ID token");
-        "failed"
-    })?;
-    let id_token = PortalIdToken::from_str(&raw).map_err(|e| {
-        tracing::warn!(error = %e, "unreadable ID token");
-        "failed"
-    })?;
-    let nonce = Nonce::new(pending.nonce);
-    let claims = match id_token.claims(&client.id_token_verifier(), &nonce) {
-        Ok(c) => c.clone(),
-        Err(ClaimsVerificationError::SignatureVerification(first)) => {
-            // Maybe the provider rotated its keys since we fetched them: refresh once.
-            let fresh = oidc.metadata(true).await.map_err(|_| "provider")?;
-            let fresh_client = oidc.client(&fresh);
-            let verifier = fresh_client.id_token_verifier();
-            let claims = id_token.claims(&verifier, &nonce).map_err(|e| {
-                tracing::warn!(error = %e, earlier = %first, "ID token signature refused");
-                "failed"
-            })?;
-            claims.clone()
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "ID token refused");
-            return Err("failed");
-        }
-    };
+    // Everything the provider must answer for this sign-in, within one budget.
+    let verified = tokio::time::timeout(
+        PROVIDER_BUDGET,
+        redeem(oidc, code, pending.pkce_verifier, Nonce::new(pending.nonce)),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        tracing::error!(
+            budget_s = PROVIDER_BUDGET.as_secs(),
+            "sign-in unavailable: the identity provider did not answer in time"
+        );
+        Err("provider")
+    });
+    let (raw, claims) = verified?;
 
     let display_name = claims
         .name()
@@ -436,6 +416,71 @@ async fn finish_login(
     Ok(pending.return_to)
 }
 
+/// Exchanges the code at the token endpoint and verifies the ID token: its raw form and
+/// its claims. `Err` is the code for the login page: "provider" when the provider could
+/// not be asked (unreachable, no answer), "failed" when it or its token said no.
+async fn redeem(
+    oidc: &Oidc,
+    code: String,
+    pkce_verifier: String,
+    nonce: Nonce,
+) -> Result<(String, IdTokenClaims<GroupsClaims, CoreGenderClaim>), &'static str> {
+    let md = oidc.metadata(false).await.map_err(|e| {
+        tracing::error!(error = %e, "sign-in unavailable");
+        "provider"
+    })?;
+    let client = oidc.client(&md);
+    let token = client
+        .exchange_code(AuthorizationCode::new(code))
+        .map_err(|e| {
+            tracing::error!(error = %e, "provider has no token endpoint");
+            "provider"
+        })?
+        .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier))
+        .request_async(&oidc.http)
+        .await
+        .map_err(|e| match e {
+            // The request did not get an answer: the provider is down or unreachable,
+            // which the person should read as such (and try again later).
+            RequestTokenError::Request(_) => {
+                tracing::error!(error = %error_chain(&e), "token endpoint unreachable");
+                "provider"
+            }
+            _ => {
+                tracing::warn!(error = %error_chain(&e), "code exchange refused");
+                "failed"
+            }
+        })?;
+    use openidconnect::TokenResponse;
+    let raw = token.id_token().map(|t| t.to_string()).ok_or_else(|| {
+        tracing::warn!("token response without an ID token");
+        "failed"
+    })?;
+    let id_token = PortalIdToken::from_str(&raw).map_err(|e| {
+        tracing::warn!(error = %e, "unreadable ID token");
+        "failed"
+    })?;
+    let claims = match id_token.claims(&client.id_token_verifier(), &nonce) {
+        Ok(c) => c.clone(),
+        Err(ClaimsVerificationError::SignatureVerification(first)) => {
+            // Maybe the provider rotated its keys since we fetched them: refresh once.
+            let fresh = oidc.metadata(true).await.map_err(|_| "provider")?;
+            let fresh_client = oidc.client(&fresh);
+            let verifier = fresh_client.id_token_verifier();
+            let claims = id_token.claims(&verifier, &nonce).map_err(|e| {
+                tracing::warn!(error = %e, earlier = %first, "ID token signature refused");
+                "failed"
+            })?;
+            claims.clone()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "ID token refused");
+            return Err("failed");
+        }
+    };
+    Ok((raw, claims))
+}
+
 /// `POST /auth/logout`: ends the portal session, then the provider's (RP-initiated logout).
 pub async fn logout(State(portal): State<Portal>, session: Session) -> Response {
     if let Some(person_id) = app::auth::session::person(&session).await {
@@ -464,10 +509,15 @@ pub async fn logout(State(portal): State<Portal>, session: Session) -> Response 
         .join("/signed-out")
         .map(|u| u.to_string())
         .unwrap_or_else(|_| "/signed-out".into());
-    let end_session = match portal.oidc.metadata(false).await {
-        Ok(md) => md.additional_metadata().end_session_endpoint.clone(),
-        Err(e) => {
+    let end_session = match tokio::time::timeout(PROVIDER_BUDGET, portal.oidc.metadata(false)).await
+    {
+        Ok(Ok(md)) => md.additional_metadata().end_session_endpoint.clone(),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "provider unreachable at sign-out; portal session ended anyway");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("provider did not answer at sign-out; portal session ended anyway");
             None
         }
     };

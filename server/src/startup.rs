@@ -17,6 +17,7 @@ use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
+use std::future::IntoFuture;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,10 +51,24 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// A pool for the application role. Lazy: the portal starts (and `/healthz` answers)
 /// while the database is still coming up; `/readyz` tells when it is reachable.
 pub fn app_pool(database_url: &str, max_connections: u32) -> Result<PgPool, StartupError> {
+    app_pool_with(database_url, max_connections, Duration::from_secs(3))
+}
+
+/// `app_pool` with the acquire timeout: how long a request waits for a connection (an
+/// exhausted pool, a database that is down) before it is answered 503.
+pub fn app_pool_with(
+    database_url: &str,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> Result<PgPool, StartupError> {
     let options = PgConnectOptions::from_str(database_url)?.application_name("headscale-portal");
     Ok(PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(3))
+        .acquire_timeout(acquire_timeout)
+        // A connection Postgres ended (a restart, `pg_terminate_backend`) is found by the
+        // check before each use and replaced, instead of failing a request (the default,
+        // stated because the fault tests rely on it).
+        .test_before_acquire(true)
         .connect_lazy_with(options))
 }
 
@@ -71,6 +86,10 @@ pub async fn migrate(database_url: &str) -> Result<(), StartupError> {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// `/metrics`, on a listener of its own (`PORTAL_METRICS_BIND`).
+    metrics: Option<(TcpListener, Router)>,
+    draining: crate::resilience::Draining,
+    shutdown_grace: Duration,
     /// The background shard sync, unless `PORTAL_SYNC_INTERVAL_SECONDS=0`.
     sync: Option<SyncHandle>,
     /// The policy push; runs whenever the sync does (they drive the same shards).
@@ -94,9 +113,21 @@ impl Application {
             migrate(url.expose()).await?;
             tracing::info!("migrations applied");
         }
-        let pool = app_pool(config.database_url.expose(), config.db_max_connections)?;
+        let pool = app_pool_with(
+            config.database_url.expose(),
+            config.db_max_connections,
+            config.resilience.db_acquire_timeout,
+        )?;
         let state = app_state(&config, pool, clock)?;
-        let router = router_with_state(&config, state.clone())?;
+        let draining = crate::resilience::Draining::default();
+        let router = router_with(&config, state.clone(), draining.clone())?;
+        let metrics = match config.resilience.metrics_bind {
+            Some(addr) => Some((
+                TcpListener::bind(addr).await?,
+                crate::metrics::router(state.pool.clone()),
+            )),
+            None => None,
+        };
         let sync = config.sync.interval.map(|interval| {
             SyncWorker::new(
                 state.pool.clone(),
@@ -126,6 +157,9 @@ impl Application {
         Ok(Application {
             listener,
             router,
+            metrics,
+            draining,
+            shutdown_grace: config.resilience.shutdown_grace,
             sync,
             push,
             usage,
@@ -136,28 +170,112 @@ impl Application {
         self.listener.local_addr()
     }
 
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then drains (docs/reliability.md): `/readyz` turns
+    /// 503, no new connections are accepted, requests in flight finish, background jobs
+    /// stop at their next safe point and give up their leases (another replica takes the
+    /// work over), all within `PORTAL_SHUTDOWN_GRACE_SECONDS`.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let served = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
-        if let Some(sync) = self.sync {
-            sync.shutdown().await;
+        let jobs = crate::metrics::metrics();
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let draining = self.draining.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            draining.start();
+            let _ = stop_tx.send(true);
+        });
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        if let Some((listener, router)) = self.metrics {
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, router).await;
+            });
         }
-        if let Some(push) = self.push {
-            push.shutdown().await;
+        let mut serving = tokio::spawn(
+            axum::serve(
+                self.listener,
+                self.router
+                    .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(stopped(stop_rx.clone()))
+            .into_future(),
+        );
+        for (job, on) in [
+            ("sync", self.sync.is_some()),
+            ("push", self.push.is_some()),
+            ("usage", self.usage.is_some()),
+        ] {
+            jobs.jobs_running
+                .with_label_values(&[job])
+                .set(i64::from(on));
         }
-        if let Some(usage) = self.usage {
-            usage.shutdown().await;
+        let served = tokio::select! {
+            served = &mut serving => Some(served),
+            _ = stopped(stop_rx.clone()) => None,
+        };
+        let grace = self.shutdown_grace;
+        let (sync, push, usage) = (self.sync, self.push, self.usage);
+        let background = async move {
+            // Each stops at a safe point: a sync or push in progress finishes (or its
+            // lease is released for another replica), nothing is left half written.
+            tokio::join!(
+                async {
+                    if let Some(j) = sync {
+                        j.shutdown().await;
+                    }
+                },
+                async {
+                    if let Some(j) = push {
+                        j.shutdown().await;
+                    }
+                },
+                async {
+                    if let Some(j) = usage {
+                        j.shutdown().await;
+                    }
+                },
+            );
+            for job in ["sync", "push", "usage"] {
+                jobs.jobs_running.with_label_values(&[job]).set(0);
+            }
+            tracing::info!("background jobs stopped");
+        };
+        let drained = async {
+            match served {
+                Some(served) => served,
+                None => (&mut serving).await,
+            }
+        };
+        let finished =
+            tokio::time::timeout(grace, async { tokio::join!(drained, background).0 }).await;
+        match finished {
+            Ok(Ok(result)) => {
+                tracing::info!("drained; exiting");
+                result
+            }
+            Ok(Err(join)) => Err(std::io::Error::other(join)),
+            Err(_) => {
+                tracing::warn!(
+                    grace_s = grace.as_secs(),
+                    "requests still in flight after the shutdown grace; exiting anyway"
+                );
+                serving.abort();
+                Ok(())
+            }
         }
-        served
     }
 
     /// For tests: serve (and sync) until the returned handle is dropped with the runtime.
     pub fn spawn(self) -> tokio::task::JoinHandle<std::io::Result<()>> {
+        if let Some((listener, router)) = self.metrics {
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, router).await;
+            });
+        }
         tokio::spawn(async move {
             let _sync = self.sync;
             let _push = self.push;
@@ -200,6 +318,10 @@ pub fn router(
     router_with_state(config, app_state(config, pool, clock)?)
 }
 
+pub fn router_with_state(config: &Config, state: AppState) -> Result<Router, StartupError> {
+    router_with(config, state, crate::resilience::Draining::default())
+}
+
 /// What every handler can reach; also what the background jobs need.
 pub fn app_state(
     config: &Config,
@@ -226,12 +348,16 @@ pub fn app_state(
         role_mapping: Arc::new(config.role_mapping.clone()),
         secrets: Arc::new(secrets),
         public_origin: public_origin.into(),
-        // Actions people take on a shard answer within seconds or fail with a sentence;
-        // reads are retried once, changes never (the client's rule).
+        // Actions people take on a shard answer within 10 s, or fail with a sentence:
+        // one attempt per call (the person can try again), so the first call to a hung
+        // shard (the version probe, a read) fails at the timeout and not at the
+        // request deadline after a retry; 7 s leaves a mint whose answer was lost the
+        // time to find and expire the key it may have made (api/keys.rs, issue 8,
+        // server/tests/faults_upstream.rs).
         shard_clients: Arc::new(app::headscale::ShardClients::new(
             app::headscale::ShardClientOptions {
-                timeout: std::time::Duration::from_secs(10),
-                max_retries: 1,
+                timeout: std::time::Duration::from_secs(7),
+                max_retries: 0,
                 ..Default::default()
             },
         )),
@@ -244,7 +370,11 @@ fn idp_origin(issuer: &str) -> String {
         .unwrap_or_default()
 }
 
-pub fn router_with_state(config: &Config, state: AppState) -> Result<Router, StartupError> {
+fn router_with(
+    config: &Config,
+    state: AppState,
+    draining: crate::resilience::Draining,
+) -> Result<Router, StartupError> {
     let public_origin = config.public_origin();
     let leptos_options = state.leptos_options.clone();
     let pool = state.pool.clone();
@@ -266,7 +396,7 @@ pub fn router_with_state(config: &Config, state: AppState) -> Result<Router, Sta
         .with_schema_name("public")
         .and_then(|s| s.with_table_name("web_session"))
         .map_err(StartupError::Other)?;
-    spawn_expired_session_cleanup(store.clone());
+    spawn_expired_session_cleanup(store.clone(), pool.clone());
     let sessions = SessionManagerLayer::new(store)
         .with_name(if config.is_https() {
             "__Host-portal_session"
@@ -354,7 +484,7 @@ pub fn router_with_state(config: &Config, state: AppState) -> Result<Router, Sta
     let health: Router = Router::new()
         .route("/healthz", get(crate::health::healthz))
         .route("/readyz", get(crate::health::readyz))
-        .with_state(pool);
+        .with_state((pool, draining));
 
     // Token-authenticated, outside the session and same-site layers (docs/api.md).
     let api = crate::rest::router(
@@ -364,6 +494,10 @@ pub fn router_with_state(config: &Config, state: AppState) -> Result<Router, Sta
         },
     );
 
+    // Outermost last: the request id is set first, so the log span and the response
+    // carry it; the deadline is inside the metrics, so a request cut off by it is
+    // counted as the 503 it was answered with.
+    let request_id = http::HeaderName::from_static("x-request-id");
     Ok(health
         .merge(api)
         .merge(main)
@@ -371,10 +505,29 @@ pub fn router_with_state(config: &Config, state: AppState) -> Result<Router, Sta
             site,
             crate::security::security_headers,
         ))
-        .layer(TraceLayer::new_for_http()))
+        .layer(axum::middleware::from_fn_with_state(
+            crate::resilience::Deadline(config.resilience.request_timeout),
+            crate::resilience::deadline,
+        ))
+        .layer(axum::middleware::from_fn(crate::resilience::retry_after))
+        .layer(axum::middleware::from_fn(crate::metrics::track))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(crate::telemetry::RequestSpan)
+                .on_request(())
+                .on_response(crate::telemetry::log_response),
+        )
+        .layer(tower_http::request_id::PropagateRequestIdLayer::new(
+            request_id.clone(),
+        ))
+        .layer(tower_http::request_id::SetRequestIdLayer::new(
+            request_id,
+            tower_http::request_id::MakeRequestUuid,
+        )))
 }
 
-fn spawn_expired_session_cleanup(store: PostgresStore) {
+/// Every ten minutes: expired sessions and day-old idempotency keys go.
+fn spawn_expired_session_cleanup(store: PostgresStore, pool: PgPool) {
     use tower_sessions::session_store::ExpiredDeletion;
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
         handle.spawn(async move {
@@ -383,6 +536,9 @@ fn spawn_expired_session_cleanup(store: PostgresStore) {
                 tick.tick().await;
                 if let Err(e) = store.delete_expired().await {
                     tracing::warn!(error = %e, "could not delete expired sessions");
+                }
+                if let Err(e) = app::data::idempotency::purge(&pool).await {
+                    tracing::warn!(error = %e, "could not delete old idempotency keys");
                 }
             }
         });

@@ -176,6 +176,19 @@ async fn health_and_readiness(owner: PgPool) {
 #[tokio::test]
 async fn readiness_fails_when_the_database_is_unreachable() {
     let pool = server::startup::app_pool("postgres://nobody:x@127.0.0.1:1/none", 1).unwrap();
-    let (status, _) = server::health::readyz(axum::extract::State(pool)).await;
+    let draining = server::resilience::Draining::default();
+    let (status, _) = server::health::readyz(axum::extract::State((pool, draining))).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[sqlx::test(migrator = "server::startup::MIGRATOR")]
+async fn readiness_fails_while_draining(owner: PgPool) {
+    let pool = common::app_pool(&owner);
+    let draining = server::resilience::Draining::default();
+    let state = axum::extract::State((pool.clone(), draining.clone()));
+    assert_eq!(server::health::readyz(state).await.0, StatusCode::OK);
+    draining.start();
+    let (status, body) = server::health::readyz(axum::extract::State((pool, draining))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body, "shutting down");
 }

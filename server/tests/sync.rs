@@ -1576,6 +1576,7 @@ async fn the_served_portal_runs_the_sync(owner: PgPool) {
         site_root: "../target/site".into(),
         log_json: false,
         db_max_connections: 3,
+        resilience: Default::default(),
         sync: server::config::SyncConfig {
             interval: sync_interval,
             concurrency: 2,

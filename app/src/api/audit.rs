@@ -62,6 +62,18 @@ pub fn parse_filter(q: &AuditQuery) -> Result<crate::data::audit::AuditFilter, A
             }
         }
     };
+    // Postgres refuses a NUL in text; no action, name or target contains control
+    // characters, so a filter with one is a mistake, said as such (not a 500).
+    for text in [&q.action, &q.actor, &q.target, &q.tenant]
+        .into_iter()
+        .flatten()
+    {
+        if text.chars().any(char::is_control) {
+            return Err(AppError::Invalid(
+                "A filter cannot contain control characters.".into(),
+            ));
+        }
+    }
     let from = day(&q.from, "from")?;
     let until = day(&q.until, "until")?;
     if let (Some(f), Some(u)) = (from, until) {

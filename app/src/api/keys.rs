@@ -190,16 +190,20 @@ pub async fn create_key(
     let client = ctx.client()?;
     let expiration =
         time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(request.expiry_days));
-    let created = client
-        .create_pre_auth_key(&NewPreAuthKey {
-            user: user.map(|id| UserId(id as u64)),
-            reusable: request.reusable,
-            ephemeral: request.ephemeral,
-            expiration,
-            acl_tags: request.shard_tags.clone(),
-        })
-        .await
-        .map_err(shard_error)?;
+    let sent = NewPreAuthKey {
+        user: user.map(|id| UserId(id as u64)),
+        reusable: request.reusable,
+        ephemeral: request.ephemeral,
+        expiration,
+        acl_tags: request.shard_tags.clone(),
+    };
+    // The version first (a read, cached after the first call): a shard that fails here
+    // was sent no mint, and the person is told just that.
+    client.version().await.map_err(shard_error)?;
+    let created = match client.create_pre_auth_key(&sent).await {
+        Ok(created) => created,
+        Err(e) => return Err(fail(lost_mint::settle(&ctx, &client, &sent, e).await)),
+    };
     // Never the key itself: its prefix names it.
     let event = crate::data::audit::Event::new(
         "key.created",
@@ -217,7 +221,7 @@ pub async fn create_key(
             "description": request.description,
         }),
     );
-    keys::record_minted(
+    if let Err(e) = keys::record_minted(
         &ctx.state.pool,
         &ctx.scope,
         shard.shard_id,
@@ -226,7 +230,23 @@ pub async fn create_key(
         &event,
     )
     .await
-    .map_err(|e| fail(e.into()))?;
+    {
+        // The shard made the key but the portal could not record it (its database went
+        // away): nobody will see the secret, so the key is expired on the shard rather
+        // than left usable and unaccounted for. A retry mints a new one.
+        let expired = client
+            .expire_pre_auth_key(created.pre_auth_key.id)
+            .await
+            .is_ok();
+        tracing::warn!(
+            tenant = %slug,
+            key_id = created.pre_auth_key.id.0,
+            expired_on_shard = expired,
+            error = %e,
+            "a minted key could not be recorded"
+        );
+        return Err(fail(e.into()));
+    }
     let secret = created.secret.expose().to_string();
     let minted = MintedKey {
         key_id: created.pre_auth_key.id.0 as i64,
@@ -253,6 +273,130 @@ pub async fn create_key(
         leptos_axum::redirect(&format!("/t/{slug}/keys?minted={token}"));
     }
     Ok(minted)
+}
+
+/// A mint whose answer never came (issue 8): the shard may have made the key, and
+/// nobody has its secret. It must not stay usable behind the person's back: the key is
+/// found by what was sent and expired, within the time the person waits anyway, or by
+/// a task that keeps trying for a while when the shard does not answer that either.
+/// The portal never sends the mint again by itself; the person does, knowingly.
+#[cfg(feature = "ssr")]
+mod lost_mint {
+    use crate::api::devices::{shard_error, Ctx};
+    use crate::auth::TenantScope;
+    use crate::data::audit::Event;
+    use crate::error::AppError;
+    use crate::headscale::{
+        HeadscaleError, HeadscaleErrorKind, NewPreAuthKey, PreAuthKey, ShardClient,
+    };
+    use sqlx::PgPool;
+    use std::time::Duration;
+
+    /// What the person waits for the cleanup on top of the shard's timeout: the two
+    /// stay within the 10 s in which a failed action must be answered.
+    const INLINE: Duration = Duration::from_millis(2500);
+    /// How long the task keeps trying a shard that did not answer the cleanup, and how
+    /// often. A key still usable after that shows up at the next sync, unclaimed.
+    const PERSIST: Duration = Duration::from_secs(600);
+    const EVERY: Duration = Duration::from_secs(15);
+
+    /// Answers the failed mint: the shard's error, and what became of the key it may
+    /// have made.
+    pub async fn settle(
+        ctx: &Ctx,
+        client: &ShardClient,
+        sent: &NewPreAuthKey,
+        error: HeadscaleError,
+    ) -> AppError {
+        // Only an answer lost after sending leaves the question open; a refusal, a 5xx
+        // or an open breaker made no key.
+        if !matches!(
+            error.kind(),
+            HeadscaleErrorKind::Timeout
+                | HeadscaleErrorKind::Unreachable
+                | HeadscaleErrorKind::BadResponse
+        ) {
+            return shard_error(error);
+        }
+        let said = error.to_string();
+        match tokio::time::timeout(INLINE, expire_made(client, sent)).await {
+            Ok(Ok(expired)) => {
+                record(&ctx.state.pool, &ctx.scope, &expired).await;
+                let what = if expired.is_empty() {
+                    "It made no key; mint again."
+                } else {
+                    "It had made the key anyway; the portal expired it, since nobody \
+                     could see it. Mint again."
+                };
+                AppError::Unavailable(format!("{said}. {what}"))
+            }
+            _ => {
+                let (pool, scope) = (ctx.state.pool.clone(), ctx.scope.clone());
+                let (client, sent) = (client.clone(), sent.clone());
+                tokio::spawn(async move {
+                    let started = tokio::time::Instant::now();
+                    while started.elapsed() < PERSIST {
+                        tokio::time::sleep(EVERY).await;
+                        if let Ok(expired) = expire_made(&client, &sent).await {
+                            record(&pool, &scope, &expired).await;
+                            return;
+                        }
+                    }
+                    tracing::warn!(
+                        cluster_id = %client.cluster_id(),
+                        "a mint whose answer was lost could not be checked; a key it made \
+                         shows up at the next sync"
+                    );
+                });
+                AppError::Unavailable(format!(
+                    "{said}. If it made the key anyway, the portal expires it as soon as \
+                     the shard answers again; mint again then."
+                ))
+            }
+        }
+    }
+
+    /// Expires every usable key on the shard that this mint made (one, or none).
+    async fn expire_made(
+        client: &ShardClient,
+        sent: &NewPreAuthKey,
+    ) -> Result<Vec<PreAuthKey>, HeadscaleError> {
+        let now = time::OffsetDateTime::now_utc();
+        let made: Vec<PreAuthKey> = client
+            .list_pre_auth_keys()
+            .await?
+            .into_iter()
+            .filter(|k| sent.made(k) && k.is_usable(now))
+            .collect();
+        for key in &made {
+            client.expire_pre_auth_key(key.id).await?;
+        }
+        Ok(made)
+    }
+
+    /// Each expired key in the tenant's audit log, outside the request's idempotency:
+    /// the mint itself failed, and an API client may send it again under its key.
+    async fn record(pool: &PgPool, scope: &TenantScope, expired: &[PreAuthKey]) {
+        for key in expired {
+            let event = Event::new(
+                "key.expired",
+                format!("hskey-auth-{}-…", key.prefix().unwrap_or_default()),
+                serde_json::json!({
+                    "key_id": key.id.0,
+                    "reason": "The mint's answer was lost: nobody has this key, so the \
+                               portal expired it.",
+                }),
+            );
+            if let Err(e) = crate::data::audit::record_aside(pool, scope, &event).await {
+                tracing::error!(error = %e, key_id = key.id.0, "could not record an expired key");
+            }
+            tracing::warn!(
+                tenant_id = %scope.tenant_id(),
+                key_id = key.id.0,
+                "a key minted without an answer was expired on the shard"
+            );
+        }
+    }
 }
 
 /// The key minted by this person's JavaScript-free form post, once.

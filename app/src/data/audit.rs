@@ -53,6 +53,42 @@ pub async fn record(
     target: &str,
     detail: serde_json::Value,
 ) -> Result<(), sqlx::Error> {
+    let token = insert(tx, actor, tenant_id, action, target, detail).await?;
+    // A change made through the API with an `Idempotency-Key`: the key is used by this
+    // very transaction.
+    super::idempotency::mark_committed(tx, token).await
+}
+
+/// Records an event that is not the request's change (the cleanup after a failed one),
+/// in its own transaction: an `Idempotency-Key` of the request stays unused, so the
+/// client may send the request again under it.
+pub async fn record_aside(
+    pool: &sqlx::PgPool,
+    scope: &TenantScope,
+    event: &Event,
+) -> Result<(), sqlx::Error> {
+    let mut tx = super::tenant_tx(pool, scope).await?;
+    insert(
+        &mut tx,
+        scope.actor(),
+        Some(scope.tenant_id()),
+        event.action,
+        &event.target,
+        event.detail.clone(),
+    )
+    .await?;
+    tx.commit().await
+}
+
+/// Inserts the event; answers the acting token, if one acted.
+async fn insert(
+    tx: &mut Tx,
+    actor: Actor,
+    tenant_id: Option<Uuid>,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+) -> Result<Option<Uuid>, sqlx::Error> {
     let (kind, person, token) = match actor {
         Actor::Person(p) => ("person", Some(p), None),
         Actor::Token {
@@ -75,7 +111,7 @@ pub async fn record(
     .bind(detail)
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    Ok(token)
 }
 
 /// Records an event in a transaction of its own: for what is not a change of a row
@@ -89,7 +125,7 @@ pub async fn record_alone(
     detail: serde_json::Value,
 ) -> Result<(), sqlx::Error> {
     let mut tx = crate::data::system_tx(pool).await?;
-    record(&mut tx, actor, tenant_id, action, target, detail).await?;
+    insert(&mut tx, actor, tenant_id, action, target, detail).await?;
     tx.commit().await
 }
 

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod devices;
+pub mod idempotency;
 pub mod keys;
 pub mod members;
 pub mod people;

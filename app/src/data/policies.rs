@@ -527,8 +527,11 @@ pub async fn record_push_failed(
 ) -> Result<(), sqlx::Error> {
     let mut tx = system_tx(pool).await?;
     sqlx::query(
+        // The backoff counts from the end of the attempt: a shard that hung for the
+        // whole timeout is not due again the moment it is released.
         "update shard set policy_push_failures = policy_push_failures + 1,
-                policy_push_error = $2, policy_lease_owner = null, policy_lease_until = null
+                policy_push_error = $2, policy_lease_owner = null, policy_lease_until = null,
+                policy_push_attempt_at = now()
           where id = $1 and policy_lease_owner = $3",
     )
     .bind(claim.shard_id)

@@ -376,6 +376,28 @@ pub struct NewPreAuthKey {
     pub acl_tags: Vec<String>,
 }
 
+impl NewPreAuthKey {
+    /// Whether `key` is the one this request made, known only by what was sent: when a
+    /// mint's answer is lost (a timeout, a reset connection), the shard may have made
+    /// the key and nobody has its secret. The expiration was sent to the nanosecond and
+    /// comes back within a millisecond; with the owner, flags and tags, no other mint
+    /// matches.
+    pub fn made(&self, key: &PreAuthKey) -> bool {
+        let owner = key.user.as_ref().map(|u| u.id);
+        let mut sent = self.acl_tags.clone();
+        let mut has = key.acl_tags.clone();
+        sent.sort();
+        has.sort();
+        owner == self.user
+            && key.reusable == self.reusable
+            && key.ephemeral == self.ephemeral
+            && sent == has
+            && key
+                .expiration
+                .is_some_and(|e| (e - self.expiration).abs() < time::Duration::milliseconds(1))
+    }
+}
+
 /// A key just minted: its full text, shown once, and what the list will show later.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreatedPreAuthKey {
@@ -416,6 +438,41 @@ mod tests {
 
     // Shapes as the real v0.29.2 server sends them.
     const USER: &str = r#"{"id":"1", "name":"t1.alice", "createdAt":"2026-11-22T00:40:55.211817117Z", "displayName":"Alice", "email":"alice@acme.com", "providerId":"", "provider":"", "profilePicUrl":""}"#;
+
+    #[test]
+    fn a_lost_mint_is_known_by_what_was_sent() {
+        let sent = NewPreAuthKey {
+            user: Some(UserId(1)),
+            reusable: false,
+            ephemeral: true,
+            expiration: datetime!(2026-11-29 00:42:12.570108360 UTC),
+            acl_tags: vec!["tag:t1-b".into(), "tag:t1-a".into()],
+        };
+        let key = |user: &str, ephemeral: bool, expiration: &str, tags: &str| -> PreAuthKey {
+            serde_json::from_str(&format!(
+                r#"{{"user":{user}, "id":"4", "key":"hskey-auth-VXDxAkKVgUkL-***", "reusable":false,
+                "ephemeral":{ephemeral}, "used":false, "expiration":"{expiration}",
+                "createdAt":"2026-11-22T00:42:12.570108360Z", "aclTags":{tags}}}"#
+            ))
+            .unwrap()
+        };
+        let tags = r#"["tag:t1-a","tag:t1-b"]"#;
+        // Stored to the microsecond, tags in another order: still the same mint.
+        assert!(sent.made(&key(USER, true, "2026-11-29T00:42:12.570108Z", tags)));
+        assert!(sent.made(&key(USER, true, "2026-11-29T00:42:12.570108360Z", tags)));
+        // Anything else differs: another mint.
+        assert!(!sent.made(&key(USER, false, "2026-11-29T00:42:12.570108Z", tags)));
+        assert!(!sent.made(&key(USER, true, "2026-11-29T00:42:12.580108Z", tags)));
+        assert!(!sent.made(&key(
+            USER,
+            true,
+            "2026-11-29T00:42:12.570108Z",
+            r#"["tag:t1-a"]"#
+        )));
+        assert!(!sent.made(&key("null", true, "2026-11-29T00:42:12.570108Z", tags)));
+        let other = USER.replace(r#""id":"1""#, r#""id":"2""#);
+        assert!(!sent.made(&key(&other, true, "2026-11-29T00:42:12.570108Z", tags)));
+    }
 
     fn node_json(user: &str, tags: &str, expiry: &str) -> String {
         format!(

@@ -107,6 +107,7 @@ pub fn portal_config(addr: SocketAddr) -> Result<Config, Box<dyn Error + Send + 
         site_root: std::env::var("PORTAL_SITE_ROOT").unwrap_or_else(|_| "target/site".into()),
         log_json: false,
         db_max_connections: 20,
+        resilience: Default::default(),
         sync: SyncConfig {
             interval: None,
             ..SyncConfig::default()

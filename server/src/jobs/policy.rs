@@ -50,6 +50,9 @@ pub struct PushSettings {
     pub poll: Duration,
     /// How long a claim holds a shard (longer than a push can take).
     pub lease: Duration,
+    /// Shards pushed at once by one replica: a shard that hangs holds one slot, never
+    /// the pushes to the others (issue 8).
+    pub concurrency: usize,
     pub client_options: ShardClientOptions,
 }
 
@@ -59,6 +62,7 @@ impl Default for PushSettings {
             debounce: Duration::from_millis(500),
             poll: Duration::from_millis(500),
             lease: Duration::from_secs(120),
+            concurrency: 4,
             client_options: ShardClientOptions::default(),
         }
     }
@@ -120,58 +124,93 @@ impl PolicyPusher {
 
     pub fn spawn(self) -> PushHandle {
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(self.run(stopped).with_current_subscriber());
+        let task = tokio::spawn(Arc::new(self).run(stopped).with_current_subscriber());
         PushHandle {
             stop,
             task: Some(task),
         }
     }
 
-    async fn run(self, mut stop: watch::Receiver<bool>) {
+    async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         tracing::info!(worker = %self.id, "policy push started");
+        let slots = self.settings.concurrency.max(1);
+        let mut pushing = tokio::task::JoinSet::new();
         loop {
             if *stop.borrow() {
                 break;
             }
-            match self.push_next().await {
-                Ok(Some(_)) => continue,
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "could not claim a shard's policy push"),
+            // Fill the free slots with due shards; each push runs on its own.
+            while pushing.len() < slots {
+                match self.claim_next().await {
+                    Ok(Some(claim)) => {
+                        let me = Arc::clone(&self);
+                        pushing.spawn(
+                            async move {
+                                if let Err(e) = me.push_claimed(claim).await {
+                                    tracing::warn!(error = %e, "could not record a policy push");
+                                }
+                            }
+                            .with_current_subscriber(),
+                        );
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not claim a shard's policy push");
+                        break;
+                    }
+                }
             }
             tokio::select! {
                 _ = stop.changed() => break,
+                Some(_) = pushing.join_next(), if !pushing.is_empty() => {}
                 _ = tokio::time::sleep(self.settings.poll) => {}
             }
         }
+        // A push under way finishes (and records what it did) rather than leaving its
+        // shard leased to nobody until the lease runs out.
+        while pushing.join_next().await.is_some() {}
         tracing::info!(worker = %self.id, "policy push stopped");
     }
 
-    /// Pushes the next marked shard, if any is due (tests call this directly).
-    pub async fn push_next(&self) -> Result<Option<(Uuid, PushOutcome)>, sqlx::Error> {
-        let Some(claim) = claim_push(
+    async fn claim_next(&self) -> Result<Option<PushClaim>, sqlx::Error> {
+        claim_push(
             &self.pool,
             self.id,
             self.settings.debounce,
             self.settings.lease,
         )
-        .await?
-        else {
+        .await
+    }
+
+    /// Pushes the next marked shard, if any is due (tests call this directly).
+    pub async fn push_next(&self) -> Result<Option<(Uuid, PushOutcome)>, sqlx::Error> {
+        let Some(claim) = self.claim_next().await? else {
             return Ok(None);
         };
+        self.push_claimed(claim).await.map(Some)
+    }
+
+    async fn push_claimed(&self, claim: PushClaim) -> Result<(Uuid, PushOutcome), sqlx::Error> {
         let outcome = self.push(&claim).await;
         match &outcome {
             Ok(PushOutcome::Failed(error)) | Err(error) => {
+                crate::metrics::metrics().push_done(&claim.cluster_id, "error");
                 tracing::warn!(cluster_id = %claim.cluster_id, %error, "policy push failed");
                 record_push_failed(&self.pool, &claim, error).await?;
             }
             Ok(PushOutcome::Pushed { hash, rejected }) => {
+                crate::metrics::metrics().push_done(
+                    &claim.cluster_id,
+                    if rejected.is_empty() {
+                        "live"
+                    } else {
+                        "refused"
+                    },
+                );
                 tracing::info!(cluster_id = %claim.cluster_id, %hash, ?rejected, "policy pushed");
             }
         }
-        Ok(Some((
-            claim.shard_id,
-            outcome.unwrap_or_else(PushOutcome::Failed),
-        )))
+        Ok((claim.shard_id, outcome.unwrap_or_else(PushOutcome::Failed)))
     }
 
     async fn push(&self, claim: &PushClaim) -> Result<PushOutcome, String> {

@@ -261,6 +261,7 @@ impl SyncWorker {
         let timing = settings.timing();
         let pool = &self.inner.pool;
         let cluster_id = claim.cluster_id.as_str();
+        let started = std::time::Instant::now();
         let read = match tokio::time::timeout(settings.sync_timeout, self.read(&claim)).await {
             Ok(read) => read,
             Err(_) => Err(format!(
@@ -314,6 +315,11 @@ impl SyncWorker {
                 Err(e) => self.portal_failure(&claim, e).await,
             },
         };
+        crate::metrics::metrics().sync_done(
+            cluster_id,
+            matches!(outcome, SyncOutcome::Synced(_)),
+            started.elapsed(),
+        );
         SyncReport {
             shard_id: claim.shard_id,
             cluster_id: claim.cluster_id,

@@ -8,6 +8,7 @@
 //! implementation. Errors are RFC 7807 problems; every token has a rate limit.
 
 mod call;
+pub mod idempotency;
 pub mod operator;
 pub mod problem;
 pub mod ratelimit;
@@ -72,7 +73,11 @@ pub fn router(state: AppState, limits: ApiLimits) -> Router {
     };
     let guarded: Router = tenant::routes()
         .merge(operator::routes())
-        .with_state(state)
+        .with_state(state.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            idempotency::guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(gate, authenticate));
     Router::new()
         .route("/api/v1/openapi.json", get(openapi))

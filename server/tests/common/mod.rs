@@ -3,6 +3,14 @@
 //! behaves like a browser without JavaScript (cookies, manual redirects).
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+
+pub mod fault_shard;
+
+pub mod http_fault_proxy;
+
+pub mod private_pg;
+
 pub mod rogue_idp;
 
 pub mod stack;
@@ -123,6 +131,7 @@ impl TestApp {
                 .unwrap_or_else(|_| "../target/site".into()),
             log_json: false,
             db_max_connections: 5,
+            resilience: Default::default(),
             sync: server::config::SyncConfig::default(),
             limits: server::config::Limits::default(),
         };
@@ -309,25 +318,37 @@ pub fn app_pool(owner: &PgPool) -> PgPool {
 /// Registers a shard (its API key sealed as `portal shard upsert` seals it) and places
 /// every tenant on it.
 pub async fn add_shard(owner: &PgPool, cluster_id: &str, url: &str, key: &str) -> uuid::Uuid {
-    let id = app::data::shards::upsert(
-        &app_pool(owner),
-        &secrets(),
-        &app::data::shards::NewShard {
-            cluster_id: cluster_id.into(),
-            name: cluster_id.into(),
-            region: "local".into(),
-            login_server_url: url.into(),
-            api_url: url.into(),
-            node_capacity: 100,
-        },
-        key,
-    )
-    .await
-    .expect("shard");
+    let id = register_shard(owner, cluster_id, url, url, key).await;
     sqlx::query("update tenant set shard_id = $1")
         .bind(id)
         .execute(owner)
         .await
         .expect("place tenants");
     id
+}
+
+/// Registers a shard without placing anyone: `api_url` is where the portal calls it
+/// (a fault injector may stand there), `login_url` what devices are told.
+pub async fn register_shard(
+    owner: &PgPool,
+    cluster_id: &str,
+    api_url: &str,
+    login_url: &str,
+    key: &str,
+) -> uuid::Uuid {
+    app::data::shards::upsert(
+        &app_pool(owner),
+        &secrets(),
+        &app::data::shards::NewShard {
+            cluster_id: cluster_id.into(),
+            name: cluster_id.into(),
+            region: "local".into(),
+            login_server_url: login_url.into(),
+            api_url: api_url.into(),
+            node_capacity: 100,
+        },
+        key,
+    )
+    .await
+    .expect("shard")
 }

@@ -3,7 +3,8 @@
 //!
 //! Ports: shard slot `n` uses `TEST_SYNC_HTTP_PORT + n` (default 18480), and the same
 //! offset from `TEST_SYNC_GRPC_PORT` (28840) and `TEST_SYNC_METRICS_PORT` (19480). Slots
-//! in use: sync.rs 0–5, devices.rs 6–8.
+//! in use: sync.rs 0–5, devices.rs 6–8, policy.rs 9–10, usage.rs 11, api.rs 12,
+//! faults_upstream.rs 20–21, faults.rs 24.
 #![allow(dead_code)]
 
 use app::headscale::{ApiKey, ShardClient, ShardClientOptions};
@@ -99,7 +100,7 @@ impl Stack {
         })
     }
 
-    /// Starts shard `cluster_id` on the ports of `slot` (0–5).
+    /// Starts shard `cluster_id` on the ports of `slot` (see the module's list).
     pub async fn start_shard(&self, cluster_id: &str, slot: u16) -> RealShard {
         self.start_shard_with(cluster_id, slot, &Self::headscale_bin())
             .await
