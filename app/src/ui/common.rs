@@ -92,7 +92,6 @@ pub fn ErrorPanel(error: AppError) -> impl IntoView {
     }
 }
 
-/// The look of a text input or select in a form.
 /// `2026-11-22T10:00:00.123Z` → `2026-11-22 10:00:00 UTC`.
 pub fn utc(t: &str) -> String {
     format!(
@@ -101,6 +100,26 @@ pub fn utc(t: &str) -> String {
     )
 }
 
+/// `1 member`, `3 members`: a count with its noun, plural by an `s`.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// A moment in a table cell: `2026-11-22 10:00` on one line (the column header says
+/// UTC), the exact second in the tooltip and in `datetime`.
+#[component]
+pub fn When(#[prop(into)] at: String) -> impl IntoView {
+    let minute: String = at.replace('T', " ").chars().take(16).collect();
+    view! {
+        <time datetime=at.clone() title=utc(&at) class="whitespace-nowrap tabular-nums">{minute}</time>
+    }
+}
+
+/// The look of a text input or select in a form.
 pub const INPUT: &str = "mt-1 block w-full rounded-md border border-slate-300 bg-white px-3 py-2 text-sm shadow-sm focus:border-indigo-500 focus:outline-none focus:ring-1 focus:ring-indigo-500 dark:border-slate-700 dark:bg-slate-950";
 
 /// The error of a form's last submission, if any. With JavaScript off the error comes
@@ -268,5 +287,22 @@ pub fn TenantStatus(suspended: bool) -> impl IntoView {
         view! { <Badge tone=Tone::Bad text="suspended" /> }
     } else {
         view! { <Badge tone=Tone::Good text="active" /> }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_count_says_its_noun_in_the_singular_only_for_one() {
+        assert_eq!(count(0, "member"), "0 members");
+        assert_eq!(count(1, "open invitation"), "1 open invitation");
+        assert_eq!(count(12, "problem"), "12 problems");
+    }
+
+    #[test]
+    fn utc_times_keep_the_second() {
+        assert_eq!(utc("2026-11-22T10:00:59.123Z"), "2026-11-22 10:00:59 UTC");
     }
 }

@@ -5,7 +5,7 @@
 use crate::api::devices::{list_devices, DeviceRow, DevicesView, RegisterDevice};
 use crate::domain::devices::{DeviceQuery, Online, SortKey};
 use crate::ui::common::{
-    utc, Badge, Card, CopyButton, FormError, Loaded, Notice, PageHeader, Tone, INPUT,
+    count, utc, Badge, Card, CopyButton, FormError, Loaded, Notice, PageHeader, Tone, INPUT,
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -211,7 +211,7 @@ fn Devices(slug: String, query: DeviceQuery, data: DevicesView) -> impl IntoView
                                                 <div class="mt-1 flex flex-wrap gap-1">
                                                     {d.tags.iter().map(|t| view! { <Badge tone=Tone::Info text=t.clone() /> }).collect_view()}
                                                     {d.exit_node.then(|| view! { <Badge tone=Tone::Neutral text=if d.exit_node_approved { "exit node" } else { "exit node (not approved)" } /> })}
-                                                    {(!d.subnet_routes.is_empty()).then(|| view! { <Badge tone=Tone::Neutral text=format!("{} subnet route{}", d.subnet_routes.len(), if d.subnet_routes.len() == 1 { "" } else { "s" }) /> })}
+                                                    {(!d.subnet_routes.is_empty()).then(|| view! { <Badge tone=Tone::Neutral text=count(d.subnet_routes.len(), "subnet route") /> })}
                                                 </div>
                                             </td>
                                             <td class="align-top font-mono text-xs">

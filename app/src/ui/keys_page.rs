@@ -6,7 +6,7 @@
 use crate::api::keys::{list_keys, take_minted_key, CreateKey, ExpireKey, KeysView, MintedKey};
 use crate::domain::keys::{KeyState, MAX_EXPIRY_DAYS};
 use crate::ui::common::{
-    utc, Badge, Card, CopyButton, FormError, Loaded, Notice, PageHeader, Tone, INPUT,
+    utc, Badge, Card, CopyButton, FormError, Loaded, Notice, PageHeader, Tone, When, INPUT,
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -92,17 +92,17 @@ fn Keys(
                                         let kind = match (k.reusable, k.ephemeral) { (true, true) => "reusable, ephemeral", (true, false) => "reusable", (false, true) => "single use, ephemeral", (false, false) => "single use" };
                                         view! {
                                             <tr>
-                                                <td class="py-2 align-top">
+                                                <td class="py-2 pr-4 align-top">
                                                     <code class="text-xs">{format!("hskey-auth-{}-…", k.prefix.clone().unwrap_or_else(|| "?".into()))}</code>
                                                     <div class="text-xs text-slate-500">{kind}{(!k.description.is_empty()).then(|| format!(" · {}", k.description))}</div>
                                                 </td>
-                                                <td class="align-top text-xs">
+                                                <td class="pr-4 align-top text-xs">
                                                     {k.owner_user.clone().map(|u| view! { <code>{u}</code> })}
                                                     <div class="flex flex-wrap gap-1">{k.tags.iter().map(|t| view! { <Badge tone=Tone::Info text=t.clone() /> }).collect_view()}</div>
                                                 </td>
-                                                <td class="align-top text-xs">{k.created_at.as_deref().map(utc).unwrap_or_default()}<div class="text-slate-500">{k.created_by.clone().map(|b| format!("by {b}")).unwrap_or_else(|| "outside the portal".into())}</div></td>
-                                                <td class="align-top text-xs">{k.expiration.as_deref().map(utc).unwrap_or_default()}</td>
-                                                <td class="align-top"><Badge tone=tone text=k.state.label() /></td>
+                                                <td class="pr-4 align-top text-xs">{k.created_at.clone().map(|at| view! { <When at /> })}<div class="text-slate-500">{k.created_by.clone().map(|b| format!("by {b}")).unwrap_or_else(|| "outside the portal".into())}</div></td>
+                                                <td class="pr-4 align-top text-xs">{k.expiration.clone().map(|at| view! { <When at /> })}</td>
+                                                <td class="pr-2 align-top"><Badge tone=tone text=k.state.label() /></td>
                                                 <td class="align-top text-right">
                                                     {may_expire.then(move || view! {
                                                         <ActionForm action=expire>
@@ -194,15 +194,15 @@ fn Keys(
                         view! { <p class="py-6 text-center text-sm text-slate-500">"No keys yet."</p> }.into_any()
                     } else {
                         view! {
-                            <table class="w-full text-left text-sm">
+                            <div class="overflow-x-auto"><table class="w-full text-left text-sm">
                                 <caption class="sr-only">"Pre-auth keys"</caption>
                                 <thead class="text-xs uppercase text-slate-500 dark:text-slate-400">
-                                    <tr><th scope="col" class="py-2">"Key"</th><th scope="col">"Owner"</th><th scope="col">"Created"</th><th scope="col">"Expires"</th><th scope="col">"State"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr>
+                                    <tr><th scope="col" class="py-2 pr-4">"Key"</th><th scope="col" class="pr-4">"Owner"</th><th scope="col" class="pr-4">"Created (UTC)"</th><th scope="col" class="pr-4">"Expires (UTC)"</th><th scope="col" class="pr-2">"State"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr>
                                 </thead>
                                 <tbody class="divide-y divide-slate-100 dark:divide-slate-800">
                                     {rows}
                                 </tbody>
-                            </table>
+                            </table></div>
                         }.into_any()
                     }}
                 </Card>

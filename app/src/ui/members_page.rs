@@ -10,7 +10,9 @@ use crate::api::members::{
 };
 use crate::domain::members::INVITATION_DAYS;
 use crate::domain::role::TenantRole;
-use crate::ui::common::{utc, Badge, Card, FormError, Loaded, Notice, PageHeader, Tone, INPUT};
+use crate::ui::common::{
+    count, Badge, Card, FormError, Loaded, Notice, PageHeader, Tone, When, INPUT,
+};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -88,9 +90,9 @@ fn Members(slug: String, data: MembersView, actions: Actions) -> impl IntoView {
             .map(|t| view! { <Notice text=t /> })
     };
     let subtitle = format!(
-        "{} members · {} open invitations",
-        data.members.len(),
-        data.invitations.len()
+        "{} · {}",
+        count(data.members.len(), "member"),
+        count(data.invitations.len(), "open invitation")
     );
     let MembersView {
         members,
@@ -119,39 +121,39 @@ fn Members(slug: String, data: MembersView, actions: Actions) -> impl IntoView {
         <div class="grid gap-6 lg:grid-cols-3">
             <div class="space-y-6 lg:col-span-2">
                 <Card title="Members">
-                    <table class="w-full text-left text-sm">
+                    <div class="overflow-x-auto"><table class="w-full text-left text-sm">
                         <caption class="sr-only">"Members"</caption>
                         <thead class="text-xs uppercase text-slate-500 dark:text-slate-400">
                             <tr>
-                                <th scope="col" class="py-2">"Member"</th>
-                                <th scope="col">"Role"</th>
-                                <th scope="col">"Source"</th>
-                                <th scope="col">"Joined"</th>
-                                <th scope="col">"Last sign-in"</th>
+                                <th scope="col" class="py-2 pr-4">"Member"</th>
+                                <th scope="col" class="pr-4">"Role"</th>
+                                <th scope="col" class="pr-4">"Source"</th>
+                                <th scope="col" class="pr-4">"Joined (UTC)"</th>
+                                <th scope="col" class="pr-4">"Last sign-in (UTC)"</th>
                                 <th scope="col"><span class="sr-only">"Actions"</span></th>
                             </tr>
                         </thead>
                         <tbody class="divide-y divide-slate-100 dark:divide-slate-800">{member_rows}</tbody>
-                    </table>
+                    </table></div>
                 </Card>
                 <Card title="Pending invitations">
                     {if no_invitations {
                         view! { <p class="py-4 text-center text-sm text-slate-500">"No open invitations."</p> }.into_any()
                     } else {
                         view! {
-                            <table class="w-full text-left text-sm">
+                            <div class="overflow-x-auto"><table class="w-full text-left text-sm">
                                 <caption class="sr-only">"Pending invitations"</caption>
                                 <thead class="text-xs uppercase text-slate-500 dark:text-slate-400">
                                     <tr>
-                                        <th scope="col" class="py-2">"Email"</th>
-                                        <th scope="col">"Role"</th>
-                                        <th scope="col">"Invited by"</th>
-                                        <th scope="col">"Expires"</th>
+                                        <th scope="col" class="py-2 pr-4">"Email"</th>
+                                        <th scope="col" class="pr-4">"Role"</th>
+                                        <th scope="col" class="pr-4">"Invited by"</th>
+                                        <th scope="col" class="pr-4">"Expires (UTC)"</th>
                                         <th scope="col"><span class="sr-only">"Actions"</span></th>
                                     </tr>
                                 </thead>
                                 <tbody class="divide-y divide-slate-100 dark:divide-slate-800">{invitation_rows}</tbody>
-                            </table>
+                            </table></div>
                         }.into_any()
                     }}
                 </Card>
@@ -253,20 +255,23 @@ fn MemberLine(
     let email = m.email.clone().unwrap_or_default();
     view! {
         <tr data-testid="member-row">
-            <td class="py-2 align-top">
+            <td class="py-2 pr-4 align-top">
                 <div class="font-medium">{m.name.clone()}{m.is_me.then(|| view! { <span class="ml-1 text-xs text-slate-500">"(you)"</span> })}</div>
                 <div class="text-xs text-slate-500">{email}</div>
             </td>
-            <td class="whitespace-nowrap pr-2 align-top">{m.role.label()}</td>
-            <td class="whitespace-nowrap pr-2 align-top">
+            <td class="whitespace-nowrap pr-4 align-top">{m.role.label()}</td>
+            <td class="whitespace-nowrap pr-4 align-top">
                 {if m.from_idp {
                     view! { <Badge tone=Tone::Info text="Identity provider" /> }.into_any()
                 } else {
                     view! { <Badge tone=Tone::Neutral text="Portal" /> }.into_any()
                 }}
             </td>
-            <td class="align-top text-xs">{m.joined.as_deref().map(utc).unwrap_or_default()}</td>
-            <td class="align-top text-xs">{m.last_sign_in.as_deref().map(utc).unwrap_or_else(|| "never".into())}</td>
+            <td class="pr-4 align-top text-xs">{m.joined.clone().map(|at| view! { <When at /> })}</td>
+            <td class="pr-4 align-top text-xs">{match m.last_sign_in.clone() {
+                Some(at) => view! { <When at /> }.into_any(),
+                None => "never".into_any(),
+            }}</td>
             <td class="align-top text-right">{controls}</td>
         </tr>
     }
@@ -284,14 +289,14 @@ fn InvitationLine(
     let email = i.email.clone();
     view! {
         <tr data-testid="invitation-row">
-            <td class="py-2">{i.email.clone()}</td>
-            <td>{i.role.label()}</td>
-            <td class="text-xs">{i.invited_by.clone().unwrap_or_default()}</td>
-            <td class="text-xs">
+            <td class="py-2 pr-4">{i.email.clone()}</td>
+            <td class="pr-4">{i.role.label()}</td>
+            <td class="pr-4 text-xs">{i.invited_by.clone().unwrap_or_default()}</td>
+            <td class="pr-4 text-xs">
                 {if i.expired {
                     view! { <Badge tone=Tone::Warn text="Expired" /> }.into_any()
                 } else {
-                    view! { <span>{i.expires_at.as_deref().map(utc).unwrap_or_default()}</span> }.into_any()
+                    i.expires_at.clone().map(|at| view! { <When at /> }).into_any()
                 }}
             </td>
             <td class="text-right">

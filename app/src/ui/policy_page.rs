@@ -16,7 +16,7 @@ use crate::domain::policy::diff::{Change, DiffLine};
 use crate::domain::policy::highlight::lines;
 use crate::domain::policy::Validation;
 use crate::ui::common::{
-    hydrated, utc, Badge, Card, FormError, Loaded, Notice, PageHeader, Tone, INPUT,
+    count, hydrated, utc, Badge, Card, FormError, Loaded, Notice, PageHeader, Tone, INPUT,
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -380,7 +380,7 @@ fn Problems(
                 let n = errors.len();
                 (n > 0).then(|| view! {
                     <div role="alert" class="rounded-md border border-rose-300 bg-rose-50 p-3 text-sm text-rose-900 dark:border-rose-800 dark:bg-rose-950 dark:text-rose-200">
-                        <p class="font-medium">{if n == 1 { "1 problem".to_string() } else { format!("{n} problems") }}</p>
+                        <p class="font-medium">{count(n, "problem")}</p>
                         <ul class="mt-1 space-y-1">
                             {errors.into_iter().map(|e| {
                                 let place = format!("Line {}, column {}", e.line, e.col);

@@ -8,7 +8,7 @@ use crate::api::tokens::{
     MadeToken, RevokeOperatorToken, RevokeToken, TokenView, TokensView,
 };
 use crate::ui::common::{
-    utc, Badge, Card, CopyButton, FormError, Loaded, Notice, PageHeader, Tone, INPUT,
+    utc, Badge, Card, CopyButton, FormError, Loaded, Notice, PageHeader, Tone, When, INPUT,
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -192,15 +192,18 @@ where
             let revoke = t.may_revoke.then(|| revoke_form(t.clone()));
             view! {
                 <tr>
-                    <td class="py-2 align-top">
+                    <td class="py-2 pr-4 align-top">
                         <div class="font-medium">{t.name.clone()}</div>
                         <code class="text-xs text-slate-500">{t.hint.clone()}</code>
                     </td>
-                    <td class="align-top text-xs">{t.role.clone().unwrap_or_else(|| "Operator".into())}</td>
-                    <td class="align-top text-xs">{utc(&t.created_at)}<div class="text-slate-500">{format!("by {}", t.created_by)}</div></td>
-                    <td class="align-top text-xs">{utc(&t.expires_at)}</td>
-                    <td class="align-top text-xs">{t.last_used_at.as_deref().map(utc).unwrap_or_else(|| "never".into())}</td>
-                    <td class="align-top"><Badge tone=tone text=t.state.clone() /></td>
+                    <td class="pr-4 align-top text-xs">{t.role.clone().unwrap_or_else(|| "Operator".into())}</td>
+                    <td class="pr-4 align-top text-xs"><When at=t.created_at.clone() /><div class="text-slate-500">{format!("by {}", t.created_by)}</div></td>
+                    <td class="pr-4 align-top text-xs"><When at=t.expires_at.clone() /></td>
+                    <td class="pr-4 align-top text-xs">{match t.last_used_at.clone() {
+                        Some(at) => view! { <When at /> }.into_any(),
+                        None => "never".into_any(),
+                    }}</td>
+                    <td class="pr-2 align-top"><Badge tone=tone text=t.state.clone() /></td>
                     <td class="align-top text-right">{revoke}</td>
                 </tr>
             }
@@ -239,13 +242,13 @@ where
                         view! { <p class="py-6 text-center text-sm text-slate-500">"No tokens yet."</p> }.into_any()
                     } else {
                         view! {
-                            <table class="w-full text-left text-sm">
+                            <div class="overflow-x-auto"><table class="w-full text-left text-sm">
                                 <caption class="sr-only">"API tokens"</caption>
                                 <thead class="text-xs uppercase text-slate-500 dark:text-slate-400">
-                                    <tr><th scope="col" class="py-2">"Token"</th><th scope="col">"Role"</th><th scope="col">"Made"</th><th scope="col">"Expires"</th><th scope="col">"Last used"</th><th scope="col">"State"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr>
+                                    <tr><th scope="col" class="py-2 pr-4">"Token"</th><th scope="col" class="pr-4">"Role"</th><th scope="col" class="pr-4">"Made (UTC)"</th><th scope="col" class="pr-4">"Expires (UTC)"</th><th scope="col" class="pr-4">"Last used (UTC)"</th><th scope="col" class="pr-2">"State"</th><th scope="col"><span class="sr-only">"Actions"</span></th></tr>
                                 </thead>
                                 <tbody class="divide-y divide-slate-100 dark:divide-slate-800">{rows}</tbody>
-                            </table>
+                            </table></div>
                         }.into_any()
                     }}
                 </Card>
