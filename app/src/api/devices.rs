@@ -379,8 +379,33 @@ pub async fn rename_device(slug: String, node_id: i64, name: String) -> Result<S
         .await
         .map_err(|e| fail(e.into()))?;
     tracing::info!(tenant = %slug, node_id, from = %device.name, to = %node.given_name, "device renamed");
+    tell_the_device_its_name(client, node_id, node.given_name.clone());
     leptos_axum::redirect(&format!("/t/{slug}/devices/{node_id}?done=renamed"));
     Ok(node.given_name)
+}
+
+/// Headscale 0.29 tells a renamed device its new name only if nothing else on the shard
+/// changed its policy's view of the nodes at the same moment: otherwise the rename goes
+/// out as a plain policy change, which updates the peers but not the device itself
+/// (`persistNodeToDB` returns `PolicyChange()` in place of `NodeAdded(id)`, and only the
+/// latter carries the self-update). On a shared shard another tenant's device joining in
+/// that second is enough; seen once in our browser suite. Renaming to the same name a
+/// moment later is free on the shard and, with the shard quiet again, reaches the device.
+#[cfg(feature = "ssr")]
+fn tell_the_device_its_name(client: crate::headscale::ShardClient, node_id: i64, name: String) {
+    use crate::headscale::NodeId;
+    const SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+    tokio::spawn(async move {
+        tokio::time::sleep(SETTLE).await;
+        if let Err(error) = client.rename_node(NodeId(node_id as u64), &name).await {
+            tracing::warn!(
+                cluster_id = %client.cluster_id(),
+                node_id,
+                %error,
+                "the renamed device may learn its new name only at its next reconnect"
+            );
+        }
+    });
 }
 
 /// Expires a device's key: it is logged out and must log in again.
